@@ -1,0 +1,78 @@
+"""Errors the producer side raises, each machine-readable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from producers.intent import ALL_KINDS
+
+_CONTENT_TAGS = ALL_KINDS
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an intent: where (`content.text`), what kind, and a message."""
+
+    loc: str
+    type: str
+    msg: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def problems_from(exc: ValidationError) -> list[Problem]:
+    """Every problem pydantic found, flattened to dotted locations."""
+    out: list[Problem] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        parts = [str(part) for part in err["loc"]]
+        # pydantic puts the union tag in the path (`content.text.text`); drop it.
+        if len(parts) > 2 and parts[0] == "content" and parts[1] in _CONTENT_TAGS:
+            del parts[1]
+        loc = ".".join(parts) or "intent"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(Problem(loc=loc, type=err["type"], msg=msg))
+    return out
+
+
+class OutboundError(Exception):
+    """Base class of producer-side errors."""
+
+    code: str = "error"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": str(self)}
+
+
+class IntentError(OutboundError, ValueError):
+    """The intent is malformed; `problems` names every problem."""
+
+    code = "invalid_intent"
+
+    def __init__(self, problems: list[Problem], key: str | None = None) -> None:
+        self.problems = problems
+        self.key = key
+        summary = "; ".join(f"{p.loc}: {p.msg}" for p in problems)
+        super().__init__(f"invalid intent ({len(problems)} problem(s)): {summary}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "key": self.key,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+class UnknownAccountError(OutboundError, ValueError):
+    """No worker of the fleet holds a token for this account."""
+
+    code = "unknown_account"
+
+
+class IdempotencyConflictError(OutboundError, ValueError):
+    """The key was used before with different content (Stripe's semantics)."""
+
+    code = "idempotency_conflict"

@@ -1,0 +1,61 @@
+"""Every Redis key name ig-outbound uses, defined once.
+
+ARQ's own keys (`arq:job:<id>`, `arq:in-progress:<id>`, ...) are fixed by ARQ; ours all start
+with the configured prefix (default `igo`). See docs/architecture.md for what each holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ARQ_JOB_PREFIX = "arq:job:"
+ARQ_RESULT_PREFIX = "arq:result:"
+ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
+ARQ_RETRY_PREFIX = "arq:retry:"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str = "igo"
+
+    @property
+    def queue(self) -> str:
+        """The ARQ queue (a sorted set of job ids scored by run-at ms)."""
+        return f"{self.prefix}:queue"
+
+    @property
+    def accounts(self) -> str:
+        """Set of IG account ids the worker fleet holds tokens for (ids only, never tokens)."""
+        return f"{self.prefix}:accounts"
+
+    @property
+    def outcomes(self) -> str:
+        """Stream of terminal outcomes, one entry per accepted intent."""
+        return f"{self.prefix}:outcomes"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream of failed/rejected/expired/unknown intents with their reason."""
+        return f"{self.prefix}:dlq"
+
+    @property
+    def counters(self) -> str:
+        """Hash of fleet-wide counters (e.g. ambiguous sends), for tests and status."""
+        return f"{self.prefix}:counters"
+
+    def record(self, idempotency_key: str) -> str:
+        """Hash: the idempotency record and send journal of one intent."""
+        return f"{self.prefix}:idem:{idempotency_key}"
+
+    def job_id(self, idempotency_key: str) -> str:
+        """The ARQ job id of an intent (its idempotency key under our prefix)."""
+        return f"{self.prefix}:{idempotency_key}"
+
+    def arq_job(self, idempotency_key: str) -> str:
+        return ARQ_JOB_PREFIX + self.job_id(idempotency_key)
+
+    def pause(self, account_id: str) -> str:
+        """String with a TTL: the account is paused fleet-wide while it exists."""
+        return f"{self.prefix}:pause:{account_id}"

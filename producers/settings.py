@@ -1,0 +1,95 @@
+"""All settings of ig-outbound, defined once.
+
+Read from the environment with the prefix ``IG_OUTBOUND_``; nested sections use ``__``
+(``IG_OUTBOUND_GRAPH__API_VERSION=v23.0``). Producers read only the Redis/queue part; the
+worker reads everything. Tokens are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GraphSettings(BaseModel):
+    """Where and how the worker talks to the Graph API."""
+
+    base_url: str = "https://graph.instagram.com"
+    api_version: str = Field(default="v23.0", pattern=r"^v\d{1,3}\.\d$")
+    # `/<IG_ID>/messages` by default; `/me/messages` resolves the account from the token.
+    use_me_endpoint: bool = False
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=20.0, gt=0)
+    write_timeout_s: float = Field(default=10.0, gt=0)
+    pool_timeout_s: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=50, ge=1)
+    max_keepalive_connections: int = Field(default=20, ge=1)
+
+
+class RetrySettings(BaseModel):
+    """Our own attempt budget (ARQ's max_tries also counts restarts, so it does not decide)."""
+
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_cap_s: float = Field(default=60.0, gt=0)
+    # How long an account-level problem (bad token, blocked account) pauses the account.
+    account_pause_s: float = Field(default=60.0, gt=0)
+    # Fallback pause when Meta throttles without saying for how long.
+    throttle_pause_s: float = Field(default=5.0, gt=0)
+
+
+class WorkerTuning(BaseModel):
+    """ARQ knobs, chosen by measurement (see bench/ and the README)."""
+
+    max_jobs: int = Field(default=40, ge=1)
+    poll_delay_s: float = Field(default=0.02, gt=0)
+    # Above the fleet's total in-flight jobs to avoid ARQ's head-of-line stall (arq-notes A.4).
+    queue_read_limit: int = Field(default=1000, ge=1)
+    job_timeout_s: float = Field(default=60.0, gt=0)
+    health_check_interval_s: int = Field(default=15, ge=1)
+    # Seconds SIGTERM waits for in-flight sends before cancelling them.
+    drain_timeout_s: int = Field(default=20, ge=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of ig-outbound (see the README's settings table)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IG_OUTBOUND_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of every key this project owns (ARQ's own keys are fixed by ARQ: `arq:*`).
+    key_prefix: str = Field(default="igo", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    idempotency_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # Deadline given to intents that carry no `not_after`.
+    default_deadline_s: int = Field(default=24 * 3600, ge=1)
+    outcomes_stream_maxlen: int = Field(default=100_000, ge=100)
+    # What to do with a send whose fate is unknown (request left, no answer; worker killed
+    # mid-send): `resend` (counted as an ambiguous send) or `fail` (outcome `unknown`).
+    ambiguous_policy: Literal["resend", "fail"] = "resend"
+
+    graph: GraphSettings = GraphSettings()
+    retry: RetrySettings = RetrySettings()
+    worker: WorkerTuning = WorkerTuning()
+
+    # Access tokens per IG account id: a JSON object in the environment, or a file holding a
+    # JSON object or `account_id=token` lines. Never stored in Redis, never logged.
+    tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    tokens_file: Path | None = None
+
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,29 @@
+"""The job wire format shared by every producer and the worker: JSON, never pickle.
+
+An ARQ job is the JSON object ``{"t": null, "f": JOB_NAME, "a": [<intent>], "k": {}, "et": <ms>}``
+(arq-notes A.2). The enqueue Lua script builds it from the intent JSON, so producers in other
+languages never assemble it by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# Explicit job name: ARQ would otherwise use the function's __qualname__ (arq-notes A.2).
+SEND_JOB_NAME = "ig_outbound.send"
+
+
+def dumps(obj: Any) -> bytes:
+    """ARQ job serializer: compact JSON; `default=str` so exceptions in results still encode."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    """ARQ job deserializer."""
+    return json.loads(data)
+
+
+def canonical_json(obj: Any) -> str:
+    """The canonical text of an intent: sorted keys, compact. Its SHA-1 is the content digest."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

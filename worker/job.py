@@ -1,0 +1,302 @@
+"""The send job: one intent from the queue to exactly one terminal outcome.
+
+    validate -> deadline -> not_before -> token -> account pause -> journal(begin)
+             -> POST -> classify -> outcome | deferred re-run (arq.Retry)
+
+Nothing escapes this function except `arq.Retry` (a deferred re-run) and cancellation (a
+shutdown; ARQ re-queues the job). Waits (not_before, pauses, a busy lease) never use up an
+attempt; only transient failures of real sends count against the budget, and ARQ's own
+`max_tries` is set out of reach because it also counts restarts (arq-notes A.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from arq import Retry
+
+from producers.errors import IntentError, Problem
+from producers.intent import MessageIntent
+from producers.outcome import GraphErrorInfo, OutcomeStatus
+from producers.redis_util import resolve
+from producers.validation import parse_intent, readable_key
+from worker import metrics
+from worker.backoff import full_jitter
+from worker.graph import ErrorClass, GraphResult, regain_access_s
+from worker.outcomes import make_outcome, observe
+from worker.payloads import build_body
+from worker.services import Services
+
+log = structlog.get_logger("ig_outbound.job")
+
+# After this many unexpected errors (a bug, or Redis failing mid-job) an intent fails
+# instead of looping; the count lives in its record so it survives restarts.
+MAX_INTERNAL_ERRORS = 5
+
+
+class _Done(Exception):
+    """Internal: the job reached its end (an outcome was published or already existed)."""
+
+    def __init__(self, result: str) -> None:
+        self.result = result
+
+
+async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
+    """ARQ job entry point (registered as `ig_outbound.send`). Accepts any arguments so a
+    malformed job from raw Redis ends as `rejected`, not as an ARQ error."""
+    services: Services = ctx["igo"]
+    job_id = str(ctx.get("job_id", "?"))
+    job_try = int(ctx.get("job_try", 0) or 0)
+    raw: Any = args[0] if len(args) == 1 and not kwargs else {"args": args, "kwargs": kwargs}
+    key = readable_key(raw)
+    metrics.JOBS_IN_FLIGHT.inc()
+    with structlog.contextvars.bound_contextvars(job_id=job_id, job_try=job_try, key=key):
+        try:
+            async with asyncio.timeout(services.settings.worker.job_timeout_s * 0.9):
+                return await _SendRun(services, raw, owner=f"{job_id}#{job_try}").run()
+        except _Done as done:
+            return done.result
+        except Retry:
+            raise
+        except Exception as exc:  # never crash the worker, never lose the intent
+            return await _internal_error(services, raw, key, exc)
+        finally:
+            metrics.JOBS_IN_FLIGHT.dec()
+
+
+async def _internal_error(services: Services, raw: Any, key: str | None, exc: Exception) -> str:
+    log.error("job_internal_error", error_type=type(exc).__name__, error=str(exc)[:300])
+    metrics.RETRIES.labels(reason="internal_error").inc()
+    count = 0
+    if key is not None:
+        try:
+            count = int(
+                await resolve(
+                    services.redis.hincrby(services.keys.record(key), "internal_errors", 1)
+                )
+            )
+            if count >= MAX_INTERNAL_ERRORS:
+                outcome = make_outcome(
+                    key=key, status=OutcomeStatus.FAILED, reason="internal_error"
+                )
+                observe(outcome, await services.journal.finish(outcome, _dump(raw)))
+                return "failed"
+        except Exception as inner:  # Redis may be the thing failing; retry later
+            log.warning("internal_error_bookkeeping_failed", error_type=type(inner).__name__)
+    raise Retry(defer=full_jitter(count + 1, 0.5, 30.0)) from None
+
+
+def _dump(raw: Any) -> str:
+    try:
+        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(raw)[:10_000]
+
+
+class _SendRun:
+    """One run of the send job for one intent."""
+
+    def __init__(self, services: Services, raw: Any, owner: str) -> None:
+        self.s = services
+        self.raw = raw
+        self.owner = owner
+        self.intent: MessageIntent
+        self.enqueued_ms: int | None = None
+        self.attempts = 0
+
+    async def run(self) -> str:
+        intent = await self._validate()
+        self.intent = intent
+        record = await self.s.journal.read(intent.idempotency_key)
+        self.enqueued_ms = record.enqueued_ms
+        self.attempts = record.attempts
+        deadline = self._deadline()
+        await self._check_deadline(deadline)
+        self._check_not_before(deadline)
+        token = self.s.tokens.get(intent.account_id)
+        if token is None:
+            await self._finish(OutcomeStatus.REJECTED, reason="unknown_account")
+        await self._check_pause(deadline)
+        body = build_body(intent)
+        await self._begin(deadline)
+        assert token is not None
+        result = await self.s.graph.send_message(intent.account_id, body, token)
+        self._count_request(result)
+        return await self._handle(result, deadline)
+
+    # --- checks before sending --------------------------------------------------------------
+
+    async def _validate(self) -> MessageIntent:
+        try:
+            return parse_intent(self.raw)
+        except IntentError as exc:
+            key = exc.key or readable_key(self.raw)
+            await self._reject_raw(key, exc.problems)
+            raise _Done("rejected") from None
+
+    async def _reject_raw(self, key: str | None, problems: list[Problem]) -> None:
+        if key is None:
+            outcome = make_outcome(
+                key="", status=OutcomeStatus.REJECTED, reason="invalid_intent", problems=problems
+            )
+            await self.s.journal.dead_letter_unkeyed(outcome.model_dump_json(), _dump(self.raw))
+            log.warning("rejected_unkeyed_job", problems=len(problems))
+            return
+        record = await self.s.journal.read(key)
+        outcome = make_outcome(
+            key=key,
+            status=OutcomeStatus.REJECTED,
+            reason="invalid_intent",
+            problems=problems,
+            attempts=record.attempts,
+            enqueued_ms=record.enqueued_ms,
+        )
+        observe(outcome, await self.s.journal.finish(outcome, _dump(self.raw)))
+
+    def _deadline(self) -> datetime:
+        enqueued = (
+            datetime.fromtimestamp(self.enqueued_ms / 1000, UTC)
+            if self.enqueued_ms
+            else datetime.now(UTC)
+        )
+        return self.intent.not_after or enqueued + timedelta(
+            seconds=self.s.settings.default_deadline_s
+        )
+
+    async def _check_deadline(self, deadline: datetime) -> None:
+        if datetime.now(UTC) >= deadline:
+            await self._finish(OutcomeStatus.EXPIRED, reason="deadline_passed")
+
+    def _defer(self, seconds: float, deadline: datetime, reason: str) -> Retry:
+        """A re-run after `seconds`, never later than just past the deadline."""
+        to_deadline = (deadline - datetime.now(UTC)).total_seconds() + 0.05
+        metrics.RETRIES.labels(reason=reason).inc()
+        log.debug("deferred", reason=reason, seconds=round(seconds, 3))
+        return Retry(defer=max(min(seconds, to_deadline), 0.01))
+
+    def _check_not_before(self, deadline: datetime) -> None:
+        nb = self.intent.not_before
+        if nb is not None:
+            wait = (nb - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                raise self._defer(wait, deadline, "not_before")
+
+    async def _check_pause(self, deadline: datetime) -> None:
+        left = await self.s.pauses.remaining_s(self.intent.account_id)
+        if left > 0:
+            raise self._defer(left, deadline, "account_paused")
+
+    async def _begin(self, deadline: datetime) -> None:
+        key = self.intent.idempotency_key
+        begin = await self.s.journal.begin(key, self.owner, self.s.lease_s())
+        if begin.verdict == "ambiguous":
+            # A previous run's lease expired mid-send: it may have reached Graph.
+            if self.s.settings.ambiguous_policy == "fail":
+                metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
+                await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send")
+            metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
+            await self.s.journal.mark_ambiguous(key)
+            log.warning("ambiguous_send_resent", cause="lease_expired")
+            begin = await self.s.journal.begin(key, self.owner, self.s.lease_s(), take_over=True)
+        if begin.verdict == "done":
+            raise _Done("duplicate_run")
+        if begin.verdict == "busy":
+            raise self._defer(begin.retry_in_s + 0.05, deadline, "send_in_progress")
+        if begin.verdict != "go":
+            raise self._defer(0.1, deadline, "lease_race")
+        self.attempts = begin.attempt
+
+    # --- after the answer -------------------------------------------------------------------
+
+    def _count_request(self, result: GraphResult) -> None:
+        code = result.error.code if result.error and result.error.code is not None else ""
+        metrics.GRAPH_REQUESTS.labels(
+            error_class=result.classification.error_class.value, code=str(code)
+        ).inc()
+        metrics.GRAPH_REQUEST_SECONDS.observe(result.elapsed_s)
+
+    async def _handle(self, result: GraphResult, deadline: datetime) -> str:
+        key = self.intent.idempotency_key
+        if result.ok:
+            await self._finish(
+                OutcomeStatus.SENT,
+                message_id=result.message_id,
+                recipient_id=result.recipient_id,
+            )
+        cls = result.classification
+        error = self._error_info(result)
+        if result.ambiguous:
+            if self.s.settings.ambiguous_policy == "fail":
+                metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
+                await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send", error=error)
+            metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
+            await self.s.journal.mark_ambiguous(key)
+            log.warning("ambiguous_send_resent", cause=cls.reason)
+        if cls.error_class is ErrorClass.THROTTLED:
+            pause = regain_access_s(result.usage) or self.s.settings.retry.throttle_pause_s
+            await self._pause(pause, cls.reason)
+            await self.s.journal.release(key, self.owner, count_failure=False)
+            raise self._defer(pause, deadline, "throttled")
+        if cls.error_class is ErrorClass.ACCOUNT:
+            pause = self.s.settings.retry.account_pause_s
+            await self._pause(pause, cls.reason)
+            log.error("account_problem", account=self.intent.account_id, reason=cls.reason)
+            await self.s.journal.release(key, self.owner, count_failure=False)
+            raise self._defer(pause, deadline, "account_problem")
+        if cls.error_class is ErrorClass.TRANSIENT:
+            failures = await self.s.journal.release(key, self.owner, count_failure=True)
+            # `max_attempts` sends in all; some errors allow fewer (e.g. "transient once").
+            exhausted = failures >= self.s.settings.retry.max_attempts
+            if exhausted or cls.effective_class(failures) is not ErrorClass.TRANSIENT:
+                await self._finish(OutcomeStatus.FAILED, reason=cls.reason, error=error)
+            retry = self.s.settings.retry
+            delay = full_jitter(failures, retry.backoff_base_s, retry.backoff_cap_s)
+            raise self._defer(delay, deadline, "transient")
+        await self._finish(OutcomeStatus.FAILED, reason=cls.reason, error=error)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pause(self, seconds: float, reason: str) -> None:
+        if await self.s.pauses.pause(self.intent.account_id, seconds, reason):
+            metrics.ACCOUNT_PAUSES.labels(reason=reason).inc()
+            log.warning("account_paused", account=self.intent.account_id, seconds=seconds)
+
+    @staticmethod
+    def _error_info(result: GraphResult) -> GraphErrorInfo:
+        err = result.error
+        return GraphErrorInfo(
+            http_status=result.http_status,
+            code=err.code if err else None,
+            subcode=err.subcode if err else None,
+            error_class=result.classification.error_class.value,
+            message=(err.message if err else result.classification.reason)[:500],
+            fbtrace_id=err.fbtrace_id if err else None,
+        )
+
+    async def _finish(
+        self,
+        status: OutcomeStatus,
+        *,
+        reason: str | None = None,
+        message_id: str | None = None,
+        recipient_id: str | None = None,
+        error: GraphErrorInfo | None = None,
+    ) -> None:
+        """Publish the terminal outcome (at most once, atomically) and end the job."""
+        outcome = make_outcome(
+            key=self.intent.idempotency_key,
+            status=status,
+            intent=self.intent,
+            reason=reason,
+            message_id=message_id,
+            recipient_id=recipient_id,
+            error=error,
+            attempts=self.attempts,
+            enqueued_ms=self.enqueued_ms,
+        )
+        published = await self.s.journal.finish(outcome, _dump(self.raw))
+        observe(outcome, published)
+        raise _Done(status.value if published else "duplicate_run")

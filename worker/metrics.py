@@ -1,0 +1,38 @@
+"""Prometheus metrics (names prefixed `ig_outbound_`, units in names, bounded labels)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+OUTCOMES = Counter(
+    "ig_outbound_outcomes_total",
+    "Terminal outcomes by message kind, status and reason.",
+    ["kind", "status", "reason"],
+)
+GRAPH_REQUESTS = Counter(
+    "ig_outbound_graph_requests_total",
+    "Graph API send requests by result class and Graph error code.",
+    ["error_class", "code"],
+)
+GRAPH_REQUEST_SECONDS = Histogram(
+    "ig_outbound_graph_request_duration_seconds",
+    "Duration of one Graph API send request.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+END_TO_END_SECONDS = Histogram(
+    "ig_outbound_end_to_end_latency_seconds",
+    "Enqueue to terminal outcome.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+RETRIES = Counter(
+    "ig_outbound_retries_total", "Deferred re-runs of an intent, by reason.", ["reason"]
+)
+AMBIGUOUS_SENDS = Counter(
+    "ig_outbound_ambiguous_sends_total",
+    "Sends whose fate was unknown (request left, no answer), by policy decision.",
+    ["decision"],
+)
+ACCOUNT_PAUSES = Counter(
+    "ig_outbound_account_pauses_total", "Fleet-wide account pauses started, by reason.", ["reason"]
+)
+JOBS_IN_FLIGHT = Gauge("ig_outbound_jobs_in_flight", "Send jobs running in this process.")

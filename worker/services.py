@@ -1,0 +1,48 @@
+"""What a worker process holds for its jobs (built once in ARQ's on_startup)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from producers.keys import Keys
+from producers.settings import Settings
+from worker.graph import GraphClient
+from worker.journal import Journal
+from worker.pauses import Pauses
+from worker.tokens import TokenStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    keys: Keys
+    redis: Redis
+    tokens: TokenStore
+    graph: GraphClient
+    journal: Journal
+    pauses: Pauses
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis, tokens: TokenStore) -> Services:
+        keys = Keys(settings.key_prefix)
+        return cls(
+            settings=settings,
+            keys=keys,
+            redis=redis,
+            tokens=tokens,
+            graph=GraphClient(settings.graph),
+            journal=Journal(
+                redis,
+                keys,
+                maxlen=settings.outcomes_stream_maxlen,
+                retention_s=settings.idempotency_retention_s,
+            ),
+            pauses=Pauses(redis, keys),
+        )
+
+    def lease_s(self) -> float:
+        """How long a send may be in flight before a re-run calls it ambiguous."""
+        g = self.settings.graph
+        return g.pool_timeout_s + g.connect_timeout_s + g.write_timeout_s + g.read_timeout_s + 5

@@ -1,0 +1,98 @@
+"""ARQ `WorkerSettings`: `arq worker.WorkerSettings` and `ig-outbound worker` both use it.
+
+ARQ reads the class `__dict__`, so every attribute is a plain value computed from our one
+`Settings` at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from arq.connections import RedisSettings
+from arq.worker import func
+from prometheus_client import start_http_server
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from producers.keys import Keys
+from producers.redis_util import resolve
+from producers.settings import Settings, get_settings
+from producers.wire import SEND_JOB_NAME, dumps, loads
+from worker.job import send_intent
+from worker.logging import configure_logging
+from worker.services import Services
+from worker.tokens import TokenStore
+
+log = structlog.get_logger("ig_outbound.worker")
+
+# ARQ's max_tries counts restarts and deferrals too (arq-notes A.3); our own attempt budget
+# (settings.retry.max_attempts) and the intent's deadline decide instead.
+ARQ_MAX_TRIES = 1_000_000
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    """ARQ Redis settings that retry instead of dying when Redis blips (arq#386, #435)."""
+    rs = RedisSettings.from_dsn(settings.redis_url)
+    rs.conn_retries = 30
+    rs.conn_retry_delay = 1
+    rs.retry_on_timeout = True
+    rs.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+    rs.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=20)
+    return rs
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    tokens = TokenStore.from_settings(settings)
+    configure_logging(settings.log_level, settings.log_format, secrets=tokens.secrets())
+    services = Services.build(settings, ctx["redis"], tokens)
+    ctx["igo"] = services
+    if tokens.accounts():
+        # Account ids only (never tokens): producers refuse intents for accounts nobody serves.
+        await resolve(services.redis.sadd(services.keys.accounts, *tokens.accounts()))
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port)
+    log.info("worker_started", accounts=len(tokens.accounts()), queue=services.keys.queue)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    services: Services | None = ctx.get("igo")
+    if services is not None:
+        await services.graph.aclose()
+    log.info("worker_stopped")
+
+
+def build_worker_settings(settings: Settings) -> type:
+    """A WorkerSettings class for these settings (tests and the demo build their own)."""
+    tuning = settings.worker
+    attrs: dict[str, Any] = {
+        "functions": [
+            func(
+                send_intent,
+                name=SEND_JOB_NAME,
+                timeout=tuning.job_timeout_s,
+                max_tries=ARQ_MAX_TRIES,
+            )
+        ],
+        "queue_name": Keys(settings.key_prefix).queue,
+        "redis_settings": redis_settings(settings),
+        "job_serializer": dumps,
+        "job_deserializer": loads,
+        "max_jobs": tuning.max_jobs,
+        "poll_delay": tuning.poll_delay_s,
+        "queue_read_limit": tuning.queue_read_limit,
+        "job_timeout": tuning.job_timeout_s,
+        "max_tries": ARQ_MAX_TRIES,
+        "keep_result": 0,  # our outcomes live in the idempotency record, not ARQ results
+        "health_check_interval": tuning.health_check_interval_s,
+        "job_completion_wait": tuning.drain_timeout_s,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+    }
+    return type("WorkerSettings", (), attrs)
+
+
+WorkerSettings = build_worker_settings(get_settings())
