@@ -1,0 +1,239 @@
+"""Graph API error answers: the exception the pipeline raises and the JSON it becomes.
+
+Shape per the fact sheet §2: ``{"error": {"message", "type", "code", "error_subcode"?,
+"is_transient"?, "fbtrace_id"}}``. graph.instagram.com uses ``type: "IGApiException"``
+except for token errors, which keep Graph's ``OAuthException``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.responses import Response
+
+IG_EXCEPTION = "IGApiException"
+OAUTH_EXCEPTION = "OAuthException"
+
+# Codes Graph uses for throttling; answers with these carry X-Business-Use-Case-Usage.
+THROTTLE_CODES = frozenset({4, 17, 32, 613, 80002})
+
+_TRACE_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+
+def new_fbtrace_id() -> str:
+    """A random id shaped like Graph's (e.g. ``A9C5BFZGYCvRghcFEHTjgpC``)."""
+    return "A" + "".join(secrets.choice(_TRACE_ALPHABET) for _ in range(22))
+
+
+def buc_usage_header(ig_id: str, *, percent: int = 100, regain_minutes: int = 1) -> str:
+    """``X-Business-Use-Case-Usage`` as graph.instagram.com sends it: keyed by the IG_ID."""
+    entry = {
+        "type": "instagram",
+        "call_count": percent,
+        "total_cputime": 10,
+        "total_time": 10,
+        "estimated_time_to_regain_access": regain_minutes,
+    }
+    return json.dumps({ig_id: [entry]}, separators=(",", ":"))
+
+
+class GraphError(Exception):
+    """A Graph error answer. Raised anywhere in the send pipeline, rendered once."""
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        code: int,
+        message: str,
+        subcode: int | None = None,
+        error_type: str = IG_EXCEPTION,
+        is_transient: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.subcode = subcode
+        self.error_type = error_type
+        self.is_transient = is_transient
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def body(self, fbtrace_id: str) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type,
+            "code": self.code,
+        }
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        if self.is_transient is not None:
+            error["is_transient"] = self.is_transient
+        error["fbtrace_id"] = fbtrace_id
+        return {"error": error}
+
+    def to_response(self, extra_headers: Mapping[str, str] | None = None) -> Response:
+        trace = new_fbtrace_id()
+        headers = {**(extra_headers or {}), **self.headers, "x-fb-trace-id": trace}
+        return Response(
+            json.dumps(self.body(trace), ensure_ascii=False),
+            status_code=self.status,
+            headers=headers,
+            media_type="application/json; charset=UTF-8",
+        )
+
+
+# --- constructors for the answers the emulator gives ---------------------------------
+
+
+def invalid_token() -> GraphError:
+    # Never include the token: Graph does not echo it and we must not leak it.
+    return GraphError(
+        status=400,
+        code=190,
+        message="Invalid OAuth access token - Cannot parse access token",
+        error_type=OAUTH_EXCEPTION,
+    )
+
+
+def unknown_path(path: str) -> GraphError:
+    return GraphError(
+        status=400,
+        code=2500,
+        message=f"Unknown path components: {path}",
+        error_type=OAUTH_EXCEPTION,
+    )
+
+
+def unsupported_post(object_id: str) -> GraphError:
+    return GraphError(
+        status=400,
+        code=100,
+        subcode=33,
+        message=(
+            f"Unsupported post request. Object with ID '{object_id}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation"
+        ),
+    )
+
+
+def invalid_parameter(detail: str) -> GraphError:
+    """Structural problems with top-level params: code 100, no subcode."""
+    return GraphError(status=400, code=100, message=f"(#100) {detail}")
+
+
+def invalid_message_data(detail: str) -> GraphError:
+    """Content of ``message`` (or action payload) invalid for its type: 100 / 2534015."""
+    return GraphError(status=400, code=100, subcode=2534015, message=f"(#100) {detail}")
+
+
+def no_matching_user() -> GraphError:
+    return GraphError(status=400, code=100, subcode=2534014, message="No matching Instagram user")
+
+
+def comment_invalid() -> GraphError:
+    return GraphError(
+        status=400,
+        code=100,
+        subcode=2534025,
+        message="(#100) The comment is invalid for a private reply",
+    )
+
+
+def private_reply_window_closed() -> GraphError:
+    # UNCONFIRMED which code Graph uses for a comment older than 7 days. The closest fact
+    # (sheet §2/§4) is the window error 10 / 2534022, observed with HTTP 403.
+    return GraphError(
+        status=403,
+        code=10,
+        subcode=2534022,
+        message="This message is sent outside of allowed window.",
+    )
+
+
+def private_reply_already_sent() -> GraphError:
+    # UNCONFIRMED (fact sheet §10.10): the code for a second private reply to one comment is
+    # not documented for IG. We use code 10 (permission denied, HTTP 403 as observed for code
+    # 10) without a subcode; Messenger Pages answer "(#10900) Activity already replied to".
+    return GraphError(
+        status=403,
+        code=10,
+        message="(#10) A private reply has already been sent for this comment",
+    )
+
+
+def throttled(ig_id: str) -> GraphError:
+    return GraphError(
+        status=400,
+        code=613,
+        subcode=2534040,
+        message="Calls to this api have exceeded the rate limit.",
+        headers={"X-Business-Use-Case-Usage": buc_usage_header(ig_id)},
+    )
+
+
+def unexpected(code: int = 2) -> GraphError:
+    return GraphError(
+        status=500,
+        code=code,
+        message="An unexpected error has occurred. Please retry your request later.",
+        is_transient=True,
+    )
+
+
+_DEFAULT_MESSAGES: dict[int, str] = {
+    1: "An unknown error occurred",
+    2: "An unexpected error has occurred. Please retry your request later.",
+    4: "Application request limit reached",
+    10: "(#10) Application does not have permission for this action",
+    100: "(#100) Invalid parameter",
+    190: "Invalid OAuth access token - Cannot parse access token",
+    200: "(#200) Permissions error",
+    551: "This person isn't available right now.",
+    613: "Calls to this api have exceeded the rate limit.",
+}
+_SUBCODE_MESSAGES: dict[int, str] = {
+    2534014: "No matching Instagram user",
+    2534015: "(#100) Invalid message data",
+    2534022: "This message is sent outside of allowed window.",
+    2534025: "(#100) The comment is invalid for a private reply",
+}
+
+
+def scripted(
+    *,
+    status: int,
+    code: int,
+    subcode: int | None,
+    message: str | None,
+    error_type: str | None,
+    is_transient: bool | None,
+    ig_id: str,
+) -> GraphError:
+    """An error from the scripted queue, filled with Graph-like defaults."""
+    text = (
+        message
+        or (_SUBCODE_MESSAGES.get(subcode, "") if subcode is not None else "")
+        or _DEFAULT_MESSAGES.get(code, f"(#{code}) Scripted error")
+    )
+    if error_type is None:
+        error_type = OAUTH_EXCEPTION if code == 190 else IG_EXCEPTION
+    if is_transient is None and code in (1, 2):
+        is_transient = True
+    headers = (
+        {"X-Business-Use-Case-Usage": buc_usage_header(ig_id)} if code in THROTTLE_CODES else {}
+    )
+    return GraphError(
+        status=status,
+        code=code,
+        subcode=subcode,
+        message=text,
+        error_type=error_type,
+        is_transient=is_transient,
+        headers=headers,
+    )

@@ -1,0 +1,295 @@
+"""In-memory world of the emulator: accounts, users, comments, faults, recorded calls.
+
+Guarding: request handlers run on one asyncio loop and every method here is synchronous (no
+``await`` inside), so each call is atomic with respect to other requests. The ``RLock`` also
+makes the state safe when a test thread reads it while uvicorn serves in-process; the send
+pipeline holds it across its whole check-then-deliver section (see ``pipeline.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from emulator.config import (
+    AccountConfig,
+    CommentConfig,
+    EmulatorConfig,
+    FaultSettings,
+    ScriptedAnswer,
+)
+from emulator.ids import message_id
+
+FaultKind = Literal["throttle", "error_5xx", "error_5xx_after_send", "timeout"]
+
+
+@dataclass
+class Account:
+    ig_id: str
+    token: str = field(repr=False)  # secret: never logged, never returned by control routes
+    username: str
+
+    def public(self) -> dict[str, str]:
+        return {"ig_id": self.ig_id, "username": self.username}
+
+
+@dataclass
+class Comment:
+    comment_id: str
+    ig_id: str
+    commenter_igsid: str
+    created_at: float
+    replied_at: float | None = None
+
+
+@dataclass
+class RecordedCall:
+    """An accepted (delivered) send, as tests and benchmarks see it."""
+
+    index: int
+    arrived_at: float
+    finished_at: float
+    ig_id: str
+    version: str
+    path_form: Literal["id", "me"]
+    kind: str  # "message" | "sender_action"
+    message_kind: str | None
+    sender_action: str | None
+    recipient_id: str
+    comment_id: str | None
+    body: dict[str, Any]
+    response_status: int
+    message_id: str | None
+    fault: str | None = None  # set when the answer was not a plain success
+    truncations: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RejectedCall:
+    index: int
+    at: float
+    status: int
+    code: int
+    subcode: int | None
+    ig_id: str | None
+    version: str
+    fault: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EmulatorState:
+    """All mutable emulator state. One instance per app."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.lock = threading.RLock()
+        self._config = config
+        self._accounts_by_id: dict[str, Account] = {}
+        self._accounts_by_token: dict[str, Account] = {}
+        self._users: dict[str, set[str]] = {}
+        self._comments: dict[str, Comment] = {}
+        self.allow_any_recipient = config.allow_any_recipient
+        self._mid_counter = 0
+        for account in config.accounts:
+            self.add_account(account)
+        for ig_id, igsids in config.users.items():
+            self.add_users(ig_id, igsids)
+        for comment in config.comments:
+            self.add_comment(comment)
+        self._init_run_state()
+
+    def _init_run_state(self) -> None:
+        """Everything ``reset()`` clears: calls, counters, faults, script, replies."""
+        self.calls: list[RecordedCall] = []
+        self.rejected: list[RejectedCall] = []
+        self.faults = self._config.faults.model_copy()
+        self.rng = random.Random(self.faults.seed)
+        self._script: deque[ScriptedAnswer] = deque()
+        self.push_script(self._config.script)
+        self._rejected_by_code: Counter[str] = Counter()
+        self._rejected_by_error: Counter[str] = Counter()
+        self._accepted_by_account: Counter[str] = Counter()
+        self._faults_injected: Counter[str] = Counter()
+        for comment in self._comments.values():
+            comment.replied_at = None
+
+    # --- registry ---------------------------------------------------------------------
+
+    def add_account(self, account: AccountConfig) -> Account:
+        token = account.token.get_secret_value()
+        with self.lock:
+            holder = self._accounts_by_token.get(token)
+            if holder is not None and holder.ig_id != account.ig_id:
+                raise ValueError("token already belongs to another account")
+            old = self._accounts_by_id.get(account.ig_id)
+            if old is not None:  # re-registering rotates the token
+                self._accounts_by_token.pop(old.token, None)
+            new = Account(account.ig_id, token, account.username)
+            self._accounts_by_id[new.ig_id] = new
+            self._accounts_by_token[token] = new
+            self._users.setdefault(new.ig_id, set())
+            return new
+
+    def add_users(self, ig_id: str, igsids: Iterable[str]) -> int:
+        with self.lock:
+            users = self._users.setdefault(ig_id, set())
+            users.update(igsids)
+            return len(users)
+
+    def add_comment(self, comment: CommentConfig) -> Comment:
+        with self.lock:
+            new = Comment(
+                comment.comment_id, comment.ig_id, comment.commenter_igsid, comment.created_at
+            )
+            self._comments[new.comment_id] = new
+            return new
+
+    def accounts(self) -> list[Account]:
+        with self.lock:
+            return list(self._accounts_by_id.values())
+
+    def account_for_token(self, token: str) -> Account | None:
+        with self.lock:
+            return self._accounts_by_token.get(token)
+
+    def user_exists(self, ig_id: str, igsid: str) -> bool:
+        with self.lock:
+            return self.allow_any_recipient or igsid in self._users.get(ig_id, ())
+
+    def comment(self, comment_id: str) -> Comment | None:
+        with self.lock:
+            return self._comments.get(comment_id)
+
+    # --- faults and script --------------------------------------------------------------
+
+    def set_faults(self, patch: Mapping[str, Any]) -> FaultSettings:
+        with self.lock:
+            merged = {**self.faults.model_dump(), **patch}
+            self.faults = FaultSettings.model_validate(merged)
+            if "seed" in patch:
+                self.rng.seed(self.faults.seed)
+            return self.faults
+
+    def push_script(self, answers: Iterable[ScriptedAnswer]) -> int:
+        with self.lock:
+            for answer in answers:
+                single = answer.model_copy(update={"times": 1})
+                self._script.extend(single for _ in range(answer.times))
+            return len(self._script)
+
+    def take_scripted(self, ig_id: str) -> ScriptedAnswer | None:
+        """Pop the first queued answer meant for this account (or for any account)."""
+        with self.lock:
+            for i, answer in enumerate(self._script):
+                if answer.ig_id is None or answer.ig_id == ig_id:
+                    del self._script[i]
+                    return answer
+            return None
+
+    def roll_fault(self) -> FaultKind | None:
+        """One draw split into bands, so each kind fires at its configured rate."""
+        with self.lock:
+            f = self.faults
+            bands: list[tuple[FaultKind, float]] = [
+                ("throttle", f.throttle_rate),
+                ("error_5xx", f.error_5xx_rate),
+                ("error_5xx_after_send", f.error_5xx_after_send_rate),
+                ("timeout", f.timeout_rate),
+            ]
+            if not any(rate for _, rate in bands):
+                return None  # keep the RNG sequence untouched when faults are off
+            draw, edge = self.rng.random(), 0.0
+            for kind, rate in bands:
+                edge += rate
+                if draw < edge:
+                    return kind
+            return None
+
+    def latency_s(self) -> float:
+        with self.lock:
+            f = self.faults
+            jitter = self.rng.uniform(0.0, f.latency_jitter_ms) if f.latency_jitter_ms else 0.0
+            return (f.latency_ms + jitter) / 1000.0
+
+    def count_fault(self, kind: str) -> None:
+        with self.lock:
+            self._faults_injected[kind] += 1
+
+    # --- recording ------------------------------------------------------------------------
+
+    def next_message_id(self, ig_id: str) -> str:
+        with self.lock:
+            self._mid_counter += 1  # never reset: ids stay unique across resets
+            return message_id(ig_id, self._mid_counter)
+
+    def mark_replied(self, comment_id: str, at: float) -> bool:
+        """Claim the one private reply of a comment; False if it was already used."""
+        with self.lock:
+            comment = self._comments.get(comment_id)
+            if comment is None or comment.replied_at is not None:
+                return False
+            comment.replied_at = at
+            return True
+
+    def record_call(self, **fields: Any) -> RecordedCall:
+        with self.lock:
+            call = RecordedCall(index=len(self.calls), **fields)
+            self.calls.append(call)
+            self._accepted_by_account[call.ig_id] += 1
+            return call
+
+    def record_rejected(
+        self,
+        *,
+        at: float,
+        status: int,
+        code: int,
+        subcode: int | None,
+        ig_id: str | None,
+        version: str,
+        fault: str | None,
+    ) -> RejectedCall:
+        with self.lock:
+            rejected = RejectedCall(
+                len(self.rejected), at, status, code, subcode, ig_id, version, fault
+            )
+            self.rejected.append(rejected)
+            self._rejected_by_code[str(code)] += 1
+            self._rejected_by_error[f"{code}/{subcode}" if subcode is not None else str(code)] += 1
+            return rejected
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def snapshot(self, since: int = 0, rejected_since: int = 0) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "calls": [c.to_json() for c in self.calls[max(since, 0) :]],
+                "rejected": [r.to_json() for r in self.rejected[max(rejected_since, 0) :]],
+                "next_since": len(self.calls),
+                "next_rejected_since": len(self.rejected),
+            }
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "accepted": len(self.calls),
+                "accepted_by_account": dict(self._accepted_by_account),
+                "rejected": len(self.rejected),
+                "rejected_by_code": dict(self._rejected_by_code),
+                "rejected_by_error": dict(self._rejected_by_error),
+                "faults_injected": dict(self._faults_injected),
+                "scripted_pending": len(self._script),
+            }
+
+    def reset(self) -> None:
+        """Clear calls, counters, faults and script; keep accounts, users and comments."""
+        with self.lock:
+            self._init_run_state()
