@@ -158,12 +158,13 @@ def private_reply_window_closed() -> GraphError:
 
 def private_reply_already_sent() -> GraphError:
     # UNCONFIRMED (fact sheet §10.10): the code for a second private reply to one comment is
-    # not documented for IG. We use code 10 (permission denied, HTTP 403 as observed for code
-    # 10) without a subcode; Messenger Pages answer "(#10900) Activity already replied to".
+    # not documented for IG. Messenger's Page private replies answer "(#10900) Activity
+    # already replied to"; we answer that, so a sender can tell it apart from code 10
+    # (permission denied, an account problem).
     return GraphError(
-        status=403,
-        code=10,
-        message="(#10) A private reply has already been sent for this comment",
+        status=400,
+        code=10900,
+        message="(#10900) Activity already replied to",
     )
 
 

@@ -30,7 +30,7 @@ def problems_from(exc: ValidationError) -> list[Problem]:
     for err in exc.errors(include_url=False, include_input=False):
         parts = [str(part) for part in err["loc"]]
         # pydantic puts the union tag in the path (`content.text.text`); drop it.
-        if len(parts) > 2 and parts[0] == "content" and parts[1] in _CONTENT_TAGS:
+        if len(parts) >= 2 and parts[0] == "content" and parts[1] in _CONTENT_TAGS:
             del parts[1]
         loc = ".".join(parts) or "intent"
         msg = err["msg"].removeprefix("Value error, ")

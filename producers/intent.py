@@ -21,19 +21,20 @@ Kinds::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     HttpUrl,
     StringConstraints,
+    TypeAdapter,
     model_validator,
 )
 
@@ -65,13 +66,25 @@ MessageId = Annotated[str, StringConstraints(min_length=1, max_length=512, patte
 AttachmentId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^\S+$")]
 
 
-def _https_only(url: HttpUrl) -> HttpUrl:
-    if url.scheme != "https":
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+MAX_URL_CHARS = 2048
+
+
+def _http_url(url: str) -> str:
+    """Check an absolute http(s) URL but keep the producer's exact text (pydantic's URL type
+    would normalise it, e.g. add a trailing slash, and Graph would get another URL)."""
+    _HTTP_URL.validate_python(url)
+    return url
+
+
+def _https_only(url: str) -> str:
+    if not url.lower().startswith("https://"):
         raise ValueError("media URLs must use https")
     return url
 
 
-HttpsUrl = Annotated[HttpUrl, AfterValidator(_https_only)]
+LinkUrl = Annotated[str, StringConstraints(max_length=MAX_URL_CHARS), AfterValidator(_http_url)]
+HttpsUrl = Annotated[LinkUrl, AfterValidator(_https_only)]
 
 
 def _utf8_bounded(text: str) -> str:
@@ -111,7 +124,7 @@ class PostbackButton(_Model):
 class WebUrlButton(_Model):
     type: Literal["web_url"] = "web_url"
     title: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BUTTON_TITLE)]
-    url: AnyHttpUrl
+    url: LinkUrl
 
 
 Button = Annotated[PostbackButton | WebUrlButton, Field(discriminator="type")]
@@ -119,7 +132,7 @@ Button = Annotated[PostbackButton | WebUrlButton, Field(discriminator="type")]
 
 class DefaultAction(_Model):
     type: Literal["web_url"] = "web_url"
-    url: AnyHttpUrl
+    url: LinkUrl
 
 
 class TemplateElement(_Model):
@@ -180,7 +193,7 @@ QuickReplies = Annotated[list[QuickReply], Field(min_length=1, max_length=MAX_QU
 
 
 class TextContent(_Model):
-    kind: Literal["text"] = "text"
+    kind: Literal["text"]
     text: MessageText
     quick_replies: (
         Annotated[list[QuickReply], Field(min_length=1, max_length=MAX_QUICK_REPLIES)] | None
@@ -201,76 +214,76 @@ class _MediaContent(_Model):
 class ImageContent(_MediaContent):
     """An image or GIF."""
 
-    kind: Literal["image"] = "image"
+    kind: Literal["image"]
 
 
 class AudioContent(_MediaContent):
-    kind: Literal["audio"] = "audio"
+    kind: Literal["audio"]
 
 
 class VideoContent(_MediaContent):
-    kind: Literal["video"] = "video"
+    kind: Literal["video"]
 
 
 class FileContent(_MediaContent):
     """A PDF file."""
 
-    kind: Literal["file"] = "file"
+    kind: Literal["file"]
 
 
 class ImagesContent(_Model):
     """Several images in one message (Graph: `attachments`, up to ten)."""
 
-    kind: Literal["images"] = "images"
+    kind: Literal["images"]
     images: Annotated[list[MediaRef], Field(min_length=2, max_length=MAX_IMAGES)]
 
 
 class StickerContent(_Model):
-    kind: Literal["sticker"] = "sticker"
+    kind: Literal["sticker"]
     sticker: Literal["like_heart"] = "like_heart"
 
 
 class MediaShareContent(_Model):
     """Share one of the account's own posts."""
 
-    kind: Literal["media_share"] = "media_share"
+    kind: Literal["media_share"]
     post_id: GraphId
 
 
 class GenericTemplateContent(_Model):
-    kind: Literal["generic_template"] = "generic_template"
+    kind: Literal["generic_template"]
     elements: Annotated[
         list[TemplateElement], Field(min_length=1, max_length=MAX_TEMPLATE_ELEMENTS)
     ]
 
 
 class ButtonTemplateContent(_Model):
-    kind: Literal["button_template"] = "button_template"
+    kind: Literal["button_template"]
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BUTTON_TEMPLATE_TEXT)]
     buttons: Annotated[list[Button], Field(min_length=1, max_length=MAX_BUTTONS)]
 
 
 class ReactContent(_Model):
-    kind: Literal["react"] = "react"
+    kind: Literal["react"]
     message_id: MessageId
     reaction: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "love"
 
 
 class UnreactContent(_Model):
-    kind: Literal["unreact"] = "unreact"
+    kind: Literal["unreact"]
     message_id: MessageId
 
 
 class TypingOnContent(_Model):
-    kind: Literal["typing_on"] = "typing_on"
+    kind: Literal["typing_on"]
 
 
 class TypingOffContent(_Model):
-    kind: Literal["typing_off"] = "typing_off"
+    kind: Literal["typing_off"]
 
 
 class MarkSeenContent(_Model):
-    kind: Literal["mark_seen"] = "mark_seen"
+    kind: Literal["mark_seen"]
 
 
 Content = Annotated[
@@ -348,21 +361,7 @@ class MessageIntent(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        problems: list[str] = []
-        kind = self.content.kind
-        is_action = kind in SENDER_ACTION_KINDS
-        if is_action and self.reply_to is not None:
-            problems.append(f"reply_to is for messages, not the sender action {kind!r}")
-        if is_action and self.tag is not None:
-            problems.append(f"tag is for messages, not the sender action {kind!r}")
-        if self.recipient.comment_id is not None and kind != "text":
-            problems.append("a private reply (recipient.comment_id) carries a text message")
-        if self.recipient.comment_id is not None and self.reply_to is not None:
-            problems.append("a private reply cannot reply_to a message")
-        if self.tag is Tag.HUMAN_AGENT and self.automated:
-            problems.append("HUMAN_AGENT is only for messages a human wrote: set automated=false")
-        if self.not_before and self.not_after and self.not_before >= self.not_after:
-            problems.append("not_before must be earlier than not_after")
+        problems = cross_field_problems(self.model_dump(mode="python"))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -382,6 +381,41 @@ class MessageIntent(_Model):
     def deadline(self, default_deadline_s: float, now: datetime) -> datetime:
         """`not_after`, or the settings' default counted from `now` (the enqueue time)."""
         return self.not_after or now + timedelta(seconds=default_deadline_s)
+
+
+def cross_field_problems(data: Mapping[str, Any]) -> list[str]:
+    """Rules that span fields. Works on raw input too, so they are reported even when a
+    field is also wrong (pydantic skips an after-validator once any field failed)."""
+    problems: list[str] = []
+    content = data.get("content")
+    kind = content.get("kind") if isinstance(content, Mapping) else None
+    recipient = data.get("recipient")
+    comment_id = recipient.get("comment_id") if isinstance(recipient, Mapping) else None
+    if kind in SENDER_ACTION_KINDS and data.get("reply_to") is not None:
+        problems.append(f"reply_to is for messages, not the sender action {kind!r}")
+    if kind in SENDER_ACTION_KINDS and data.get("tag") is not None:
+        problems.append(f"tag is for messages, not the sender action {kind!r}")
+    if comment_id is not None and kind is not None and kind != "text":
+        problems.append("a private reply (recipient.comment_id) carries a text message")
+    if comment_id is not None and data.get("reply_to") is not None:
+        problems.append("a private reply cannot reply_to a message")
+    if data.get("tag") in (Tag.HUMAN_AGENT, "HUMAN_AGENT") and data.get("automated", True) is True:
+        problems.append("HUMAN_AGENT is only for messages a human wrote: set automated=false")
+    not_before, not_after = _aware(data.get("not_before")), _aware(data.get("not_after"))
+    if not_before and not_after and not_before >= not_after:
+        problems.append("not_before must be earlier than not_after")
+    return problems
+
+
+def _aware(value: object) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    return None
 
 
 def intent_json_schema() -> dict[str, Any]:

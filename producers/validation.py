@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from producers.errors import IntentError, Problem, problems_from
-from producers.intent import MessageIntent
+from producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent, cross_field_problems
 
 _ADAPTER: TypeAdapter[MessageIntent] = TypeAdapter(MessageIntent)
 
 
+_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
+
+
 def readable_key(data: object) -> str | None:
-    """The idempotency key of raw input if one can be read safely, else None."""
+    """The idempotency key of raw input if it is a valid key, else None."""
     if isinstance(data, Mapping):
         key = data.get("idempotency_key")
-        if isinstance(key, str) and 0 < len(key) <= 200 and key.isprintable() and " " not in key:
+        if isinstance(key, str) and _KEY.match(key):
             return key
     return None
 
@@ -31,7 +36,22 @@ def parse_intent(data: MessageIntent | Mapping[str, Any] | str | bytes) -> Messa
             return MessageIntent.model_validate_json(data)
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raw: object = data
-        raise IntentError(problems_from(exc), key=readable_key(raw)) from None
+        problems = problems_from(exc)
+        raw = _as_mapping(data)
+        if raw is not None and not any(p.loc == "intent" for p in problems):
+            problems += [Problem("intent", "value_error", m) for m in cross_field_problems(raw)]
+        raise IntentError(problems, key=readable_key(raw)) from None
     except (TypeError, ValueError) as exc:  # e.g. not a mapping at all
         raise IntentError([Problem("intent", "type_error", str(exc))]) from None
+
+
+def _as_mapping(data: object) -> Mapping[str, Any] | None:
+    if isinstance(data, Mapping):
+        return data
+    if isinstance(data, str | bytes):
+        try:
+            loaded = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return loaded if isinstance(loaded, Mapping) else None
+    return None

@@ -52,6 +52,9 @@ def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # arq logs each job with its arguments (message text) at INFO: never let that through.
+    logging.getLogger("arq.worker").setLevel(logging.WARNING)
+    logging.getLogger("arq.jobs").setLevel(logging.WARNING)
     # httpx logs every request line at INFO; keep it quiet.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

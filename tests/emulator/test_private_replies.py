@@ -22,14 +22,15 @@ def test_only_one_private_reply_per_comment(graph: httpx.Client, control: Emulat
     assert first.status_code == 200, first.text
     assert first.json()["recipient_id"] == COMMENTER
     second = post(graph, _reply(COMMENT))
-    # Code for a second reply is UNCONFIRMED in the fact sheet; the emulator answers 403 / 10.
-    assert second.status_code == 403
+    # Code for a second reply is UNCONFIRMED in the fact sheet; the emulator answers
+    # Messenger's 400 / 10900 "Activity already replied to".
+    assert second.status_code == 400
     error = error_of(second)
-    assert (error["type"], error["code"]) == ("IGApiException", 10)
+    assert (error["type"], error["code"]) == ("IGApiException", 10900)
     assert "error_subcode" not in error
     seen = control.calls()
     assert len(seen["calls"]) == 1
-    assert [(r["code"], r["subcode"]) for r in seen["rejected"]] == [(10, None)]
+    assert [(r["code"], r["subcode"]) for r in seen["rejected"]] == [(10900, None)]
 
 
 def test_reset_allows_the_reply_again(graph: httpx.Client, control: EmulatorControl) -> None:
@@ -86,5 +87,5 @@ async def test_concurrent_private_replies_deliver_exactly_one(
             ]
         )
     statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] + [403] * 19
+    assert statuses == [200] + [400] * 19
     assert len(control.calls()["calls"]) == 1

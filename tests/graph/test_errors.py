@@ -75,6 +75,7 @@ SHEET_ROWS: list[tuple[int, int | None, ErrorClass, str, int | None, bool]] = [
     (2022, None, A, "commerce_disabled", None, False),
     (2018300, None, P, "thread_owned_by_other_app", None, False),
     (9000001, None, P, "message_deleted", None, False),
+    (10900, None, P, "already_replied", None, False),
     (36103, None, A, "account_not_eligible", None, False),
 ]
 

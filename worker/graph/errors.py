@@ -169,6 +169,9 @@ ERROR_TABLE: Final[Mapping[tuple[int, int | None], Classification]] = MappingPro
     (2022, None):       _a("commerce_disabled"),
     (2018300, None):    _p("thread_owned_by_other_app"),
     (9000001, None):    _p("message_deleted"),
+    # Not in the fact sheet's table: Messenger's answer to a second private reply to one
+    # comment ("Activity already replied to"); the emulator uses it (fact sheet §10.10).
+    (10900, None):      _p("already_replied"),
     (36103, None):      _a("account_not_eligible"),
 })
 # fmt: on
