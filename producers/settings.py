@@ -22,10 +22,11 @@ class GraphSettings(BaseModel):
     api_version: str = Field(default="v23.0", pattern=r"^v\d{1,3}\.\d$")
     # `/<IG_ID>/messages` by default; `/me/messages` resolves the account from the token.
     use_me_endpoint: bool = False
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    read_timeout_s: float = Field(default=20.0, gt=0)
-    write_timeout_s: float = Field(default=10.0, gt=0)
-    pool_timeout_s: float = Field(default=5.0, gt=0)
+    # Their sum stays below the job timeout, so a send always ends before its lease does.
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    read_timeout_s: float = Field(default=10.0, gt=0)
+    write_timeout_s: float = Field(default=3.0, gt=0)
+    pool_timeout_s: float = Field(default=2.0, gt=0)
     max_connections: int = Field(default=50, ge=1)
     max_keepalive_connections: int = Field(default=20, ge=1)
 
@@ -49,7 +50,9 @@ class WorkerTuning(BaseModel):
     poll_delay_s: float = Field(default=0.02, gt=0)
     # Above the fleet's total in-flight jobs to avoid ARQ's head-of-line stall (arq-notes A.4).
     queue_read_limit: int = Field(default=1000, ge=1)
-    job_timeout_s: float = Field(default=60.0, gt=0)
+    # ARQ re-runs a SIGKILLed worker's job after its in-progress key expires: job timeout +
+    # 10 s (arq-notes A.3), so this sets crash recovery time (30 s by default).
+    job_timeout_s: float = Field(default=20.0, gt=1)
     health_check_interval_s: int = Field(default=15, ge=1)
     # Seconds SIGTERM waits for in-flight sends before cancelling them.
     drain_timeout_s: int = Field(default=20, ge=0)

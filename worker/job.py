@@ -27,6 +27,7 @@ from producers.validation import parse_intent, readable_key
 from worker import metrics
 from worker.backoff import full_jitter
 from worker.graph import ErrorClass, GraphResult, regain_access_s
+from worker.job_guard import BAD_JOB_MARKER
 from worker.outcomes import make_outcome, observe
 from worker.payloads import build_body
 from worker.services import Services
@@ -131,6 +132,10 @@ class _SendRun:
     # --- checks before sending --------------------------------------------------------------
 
     async def _validate(self) -> MessageIntent:
+        if isinstance(self.raw, dict) and BAD_JOB_MARKER in self.raw:
+            reason = str(self.raw[BAD_JOB_MARKER])
+            await self._reject_raw(readable_key(self.raw), [Problem("job", "bad_job", reason)])
+            raise _Done("rejected")
         try:
             return parse_intent(self.raw)
         except IntentError as exc:
@@ -139,9 +144,10 @@ class _SendRun:
             raise _Done("rejected") from None
 
     async def _reject_raw(self, key: str | None, problems: list[Problem]) -> None:
+        reason = "bad_job" if problems and problems[0].type == "bad_job" else "invalid_intent"
         if key is None:
             outcome = make_outcome(
-                key="", status=OutcomeStatus.REJECTED, reason="invalid_intent", problems=problems
+                key="", status=OutcomeStatus.REJECTED, reason=reason, problems=problems
             )
             await self.s.journal.dead_letter_unkeyed(outcome.model_dump_json(), _dump(self.raw))
             log.warning("rejected_unkeyed_job", problems=len(problems))
@@ -150,7 +156,7 @@ class _SendRun:
         outcome = make_outcome(
             key=key,
             status=OutcomeStatus.REJECTED,
-            reason="invalid_intent",
+            reason=reason,
             problems=problems,
             attempts=record.attempts,
             enqueued_ms=record.enqueued_ms,

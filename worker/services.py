@@ -43,6 +43,9 @@ class Services:
         )
 
     def lease_s(self) -> float:
-        """How long a send may be in flight before a re-run calls it ambiguous."""
-        g = self.settings.graph
-        return g.pool_timeout_s + g.connect_timeout_s + g.write_timeout_s + g.read_timeout_s + 5
+        """How long a send may be in flight before a re-run calls it ambiguous.
+
+        A live run is cut at 0.9 x job timeout (worker/job.py), so its lease never lapses
+        while it runs; ARQ re-runs a killed worker's job only after job timeout + 10 s, when
+        this lease has lapsed, so the re-run sees an ambiguous send, not a busy one."""
+        return self.settings.worker.job_timeout_s + 5

@@ -20,8 +20,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from producers.keys import Keys
 from producers.redis_util import resolve
 from producers.settings import Settings, get_settings
-from producers.wire import SEND_JOB_NAME, dumps, loads
+from producers.wire import SEND_JOB_NAME, dumps
 from worker.job import send_intent
+from worker.job_guard import load_job
 from worker.logging import configure_logging
 from worker.services import Services
 from worker.tokens import TokenStore
@@ -80,7 +81,7 @@ def build_worker_settings(settings: Settings) -> type:
         "queue_name": Keys(settings.key_prefix).queue,
         "redis_settings": redis_settings(settings),
         "job_serializer": dumps,
-        "job_deserializer": loads,
+        "job_deserializer": load_job,
         "max_jobs": tuning.max_jobs,
         "poll_delay": tuning.poll_delay_s,
         "queue_read_limit": tuning.queue_read_limit,

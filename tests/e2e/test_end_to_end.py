@@ -385,13 +385,24 @@ async def test_bad_jobs_from_raw_redis_end_rejected_and_the_worker_lives_on(
     }
     _raw_job(stack, raw_redis, "raw-3", json.dumps(two_args))
 
+    _raw_job(stack, raw_redis, "raw-4", "{not json")
+    unknown_key = new_key("unknown-fn")
+    good_intent = make_intent(unknown_key, KINDS["text"])
+    unknown_fn: dict[str, Any] = {"t": None, "f": "nope", "a": [good_intent], "k": {}, "et": 0}
+    _raw_job(stack, raw_redis, "raw-5", json.dumps(unknown_fn))
+    _raw_job(stack, raw_redis, "raw-6", json.dumps({"f": "ig_outbound.send", "a": 3}))
+
     outcome = await client.wait(key, timeout=20)
     assert outcome.status == "rejected"
     assert outcome.reason == "invalid_intent"
     locs = {r["loc"] for r in outcome.reasons}
     assert {"recipient", "content.text", "content.extra"} <= locs
+    unknown = await client.wait(unknown_key, timeout=20)
+    assert (unknown.status, unknown.reason) == ("rejected", "bad_job")
+    assert "unknown job name 'nope'" in unknown.reasons[0]["msg"]
+    # Keyless garbage (list arg, two args, not JSON, wrong shape) goes to the dead letters.
     deadline = time.monotonic() + 10
-    while raw_redis.xlen(stack.keys.dead_letters) < dlq_before + 3:
+    while raw_redis.xlen(stack.keys.dead_letters) < dlq_before + 6:
         assert time.monotonic() < deadline, "bad jobs were not dead-lettered"
         await asyncio.sleep(0.05)
     # Still alive and still sending.
