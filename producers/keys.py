@@ -41,6 +41,11 @@ class Keys:
         return f"{self.prefix}:dlq"
 
     @property
+    def dead_letter_replays(self) -> str:
+        """Hash: DLQ entry id -> the idempotency key its replay was enqueued under."""
+        return f"{self.prefix}:dlq:replays"
+
+    @property
     def counters(self) -> str:
         """Hash of fleet-wide counters (e.g. ambiguous sends), for tests and status."""
         return f"{self.prefix}:counters"
@@ -55,6 +60,10 @@ class Keys:
 
     def arq_job(self, idempotency_key: str) -> str:
         return ARQ_JOB_PREFIX + self.job_id(idempotency_key)
+
+    def echoes(self, account_id: str, recipient_id: str) -> str:
+        """Sorted set of message echoes (webhooks) in one conversation, scored by time ms."""
+        return f"{self.prefix}:echo:{account_id}:{recipient_id}"
 
     def pause(self, account_id: str) -> str:
         """String with a TTL: the account is paused fleet-wide while it exists."""

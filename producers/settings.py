@@ -75,8 +75,11 @@ class Settings(BaseSettings):
     default_deadline_s: int = Field(default=24 * 3600, ge=1)
     outcomes_stream_maxlen: int = Field(default=100_000, ge=100)
     # What to do with a send whose fate is unknown (request left, no answer; worker killed
-    # mid-send): `resend` (counted as an ambiguous send) or `fail` (outcome `unknown`).
-    ambiguous_policy: Literal["resend", "fail"] = "resend"
+    # mid-send): `reconcile` (wait up to the grace period for its echo webhook, then resend),
+    # `resend` at once (counted as an ambiguous send), or `fail` (outcome `unknown`).
+    # `resend` is the default because reconciling needs the echo feed from webhooks.
+    ambiguous_policy: Literal["reconcile", "resend", "fail"] = "resend"
+    reconcile_grace_s: float = Field(default=15.0, ge=0)
 
     graph: GraphSettings = GraphSettings()
     retry: RetrySettings = RetrySettings()

@@ -20,6 +20,7 @@ import structlog
 from arq import Retry
 
 from producers.errors import IntentError, Problem
+from producers.inbound import find_echo, message_fingerprint
 from producers.intent import MessageIntent
 from producers.outcome import GraphErrorInfo, OutcomeStatus
 from producers.redis_util import resolve
@@ -28,6 +29,7 @@ from worker import metrics
 from worker.backoff import full_jitter
 from worker.graph import ErrorClass, GraphResult, regain_access_s
 from worker.job_guard import BAD_JOB_MARKER
+from worker.journal import Begin
 from worker.outcomes import make_outcome, observe
 from worker.payloads import build_body
 from worker.services import Services
@@ -37,6 +39,10 @@ log = structlog.get_logger("ig_outbound.job")
 # After this many unexpected errors (a bug, or Redis failing mid-job) an intent fails
 # instead of looping; the count lives in its record so it survives restarts.
 MAX_INTERNAL_ERRORS = 5
+# How often an unconfirmed send looks for its echo, and how much earlier than the send's
+# start an echo may be stamped (Meta's clock vs Redis's).
+RECONCILE_POLL_S = 1.0
+ECHO_CLOCK_SKEW_MS = 5_000
 
 
 class _Done(Exception):
@@ -123,7 +129,7 @@ class _SendRun:
             await self._finish(OutcomeStatus.REJECTED, reason="unknown_account")
         await self._check_pause(deadline)
         body = build_body(intent)
-        await self._begin(deadline)
+        await self._begin(deadline, body)
         assert token is not None
         result = await self.s.graph.send_message(intent.account_id, body, token)
         self._count_request(result)
@@ -196,17 +202,12 @@ class _SendRun:
         if left > 0:
             raise self._defer(left, deadline, "account_paused")
 
-    async def _begin(self, deadline: datetime) -> None:
+    async def _begin(self, deadline: datetime, body: dict[str, Any]) -> None:
         key = self.intent.idempotency_key
         begin = await self.s.journal.begin(key, self.owner, self.s.lease_s())
         if begin.verdict == "ambiguous":
-            # A previous run's lease expired mid-send: it may have reached Graph.
-            if self.s.settings.ambiguous_policy == "fail":
-                metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
-                await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send")
-            metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
-            await self.s.journal.mark_ambiguous(key)
-            log.warning("ambiguous_send_resent", cause="lease_expired")
+            # An earlier send may have reached Graph (a run died mid-send or got no answer).
+            await self._settle_ambiguous(begin, deadline, body)
             begin = await self.s.journal.begin(key, self.owner, self.s.lease_s(), take_over=True)
         if begin.verdict == "done":
             raise _Done("duplicate_run")
@@ -215,6 +216,36 @@ class _SendRun:
         if begin.verdict != "go":
             raise self._defer(0.1, deadline, "lease_race")
         self.attempts = begin.attempt
+
+    async def _settle_ambiguous(
+        self, begin: Begin, deadline: datetime, body: dict[str, Any]
+    ) -> None:
+        """Apply the ambiguous-send policy; returns only when the intent is to be resent."""
+        policy = self.s.settings.ambiguous_policy
+        self.attempts = begin.attempt
+        if policy == "fail":
+            metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
+            await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send")
+        if policy == "reconcile":
+            echo = None
+            if self.intent.recipient.id is not None:
+                echo = await find_echo(
+                    self.s.redis,
+                    self.s.keys,
+                    account_id=self.intent.account_id,
+                    recipient_id=self.intent.recipient.id,
+                    since_ms=begin.sending_since_ms - ECHO_CLOCK_SKEW_MS,
+                    fingerprint=message_fingerprint(body.get("message")),
+                )
+            if echo is not None:
+                metrics.AMBIGUOUS_SENDS.labels(decision="reconciled").inc()
+                await self._finish(OutcomeStatus.SENT, reason="reconciled", message_id=echo.mid)
+            left = self.s.settings.reconcile_grace_s - begin.ambiguous_for_s
+            if left > 0:
+                raise self._defer(min(left, RECONCILE_POLL_S), deadline, "reconciling")
+        metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
+        await self.s.journal.mark_ambiguous(self.intent.idempotency_key)
+        log.warning("ambiguous_send_resent", policy=policy)
 
     # --- after the answer -------------------------------------------------------------------
 
@@ -236,9 +267,14 @@ class _SendRun:
         cls = result.classification
         error = self._error_info(result)
         if result.ambiguous:
-            if self.s.settings.ambiguous_policy == "fail":
+            policy = self.s.settings.ambiguous_policy
+            if policy == "fail":
                 metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
                 await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send", error=error)
+            if policy == "reconcile":
+                # Settled on a later run: by its echo, or resent after the grace period.
+                await self.s.journal.unconfirm(key, self.owner)
+                raise self._defer(RECONCILE_POLL_S, deadline, "reconciling")
             metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
             await self.s.journal.mark_ambiguous(key)
             log.warning("ambiguous_send_resent", cause=cls.reason)

@@ -25,8 +25,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # KEYS[1] record. ARGV[1] lease ms, ARGV[2] owner (job id + try), ARGV[3] '1' = take over an
-# expired lease (an ambiguous send the policy decided to resend).
-# -> {'go', attempts} | {'done', state} | {'busy', ms_left} | {'ambiguous', attempts}
+# ambiguous send (the policy decided to resend it).
+# -> {'go', attempts} | {'done', state} | {'busy', ms_left}
+#  | {'ambiguous', attempts, last send start ms, ms since it became ambiguous}
 _BEGIN = (
     _NOW_MS
     + """
@@ -34,16 +35,41 @@ if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then
   return {'done', redis.call('HGET', KEYS[1], 'state')}
 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'sending' then
-  local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-  if lease > now then return {'busy', tostring(lease - now)} end
+if state == 'sending' or state == 'unconfirmed' then
+  if state == 'sending' then
+    local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+    if lease > now then return {'busy', tostring(lease - now)} end
+  end
   if ARGV[3] ~= '1' then
-    return {'ambiguous', redis.call('HGET', KEYS[1], 'attempts') or '0'}
+    local since = tonumber(redis.call('HGET', KEYS[1], 'unconfirmed_since') or '0')
+    if since == 0 then
+      since = now
+      redis.call('HSET', KEYS[1], 'state', 'unconfirmed', 'unconfirmed_since', now)
+      redis.call('HDEL', KEYS[1], 'lease_until')
+    end
+    return {'ambiguous', redis.call('HGET', KEYS[1], 'attempts') or '0',
+            redis.call('HGET', KEYS[1], 'sending_since') or '0', tostring(now - since)}
   end
 end
 redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', now + tonumber(ARGV[1]),
-  'owner', ARGV[2])
+  'owner', ARGV[2], 'sending_since', now)
+redis.call('HDEL', KEYS[1], 'unconfirmed_since')
 return {'go', tostring(redis.call('HINCRBY', KEYS[1], 'attempts', 1))}
+"""
+)
+
+# The request left but no answer came (reconcile policy): `unconfirmed` until settled.
+# KEYS[1] record. ARGV[1] owner.
+_UNCONFIRM = (
+    _NOW_MS
+    + """
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1]
+   and redis.call('HGET', KEYS[1], 'state') == 'sending' then
+  redis.call('HSET', KEYS[1], 'state', 'unconfirmed', 'unconfirmed_since', now)
+  redis.call('HDEL', KEYS[1], 'lease_until')
+  return 1
+end
+return 0
 """
 )
 
@@ -97,6 +123,9 @@ class Begin:
     attempt: int = 0
     state: str | None = None
     retry_in_s: float = 0.0
+    # For `ambiguous`: when the unconfirmed send started, and how long it has been unsettled.
+    sending_since_ms: int = 0
+    ambiguous_for_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +154,7 @@ class Journal:
         self._retention_ms = retention_s * 1000
         self._begin = redis.register_script(_BEGIN)
         self._release = redis.register_script(_RELEASE)
+        self._unconfirm = redis.register_script(_UNCONFIRM)
         self._finish = redis.register_script(_FINISH)
         self._dead_letter_only = redis.register_script(_DEAD_LETTER_ONLY)
 
@@ -155,7 +185,16 @@ class Journal:
             return Begin("done", state=detail)
         if verdict == "busy":
             return Begin("busy", retry_in_s=int(detail) / 1000)
-        return Begin("ambiguous", attempt=int(detail))
+        return Begin(
+            "ambiguous",
+            attempt=int(detail),
+            sending_since_ms=int(_s(reply[2])),
+            ambiguous_for_s=int(_s(reply[3])) / 1000,
+        )
+
+    async def unconfirm(self, key: str, owner: str) -> None:
+        """Mark this run's send as unconfirmed (left, unanswered) for reconciliation."""
+        await self._unconfirm(keys=[self._keys.record(key)], args=[owner])
 
     async def mark_ambiguous(self, key: str) -> None:
         """Count an ambiguous send on the record and fleet-wide."""

@@ -78,14 +78,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         worker = WorkerProcess(env, log_path=log).start()
         settings = Settings(redis_url=server.url, key_prefix=PREFIX)
         keys = Keys(PREFIX)
-        _wait_registered(server.url, keys, len(ACCOUNTS))
+        wait_registered(server.url, keys, len(ACCOUNTS))
         try:
             yield Stack(server.url, graph_url, tokens, log, worker, keys, settings)
         finally:
             worker.stop()
 
 
-def _wait_registered(url: str, keys: Keys, n: int) -> None:
+def wait_registered(url: str, keys: Keys, n: int) -> None:
     r = redis.Redis.from_url(url)
     deadline = time.monotonic() + 30
     try:

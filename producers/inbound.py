@@ -1,0 +1,86 @@
+"""Inbound facts from webhooks that the worker reads: for now, message echoes.
+
+Meta echoes every message the business sends (`message.is_echo: true`, sender = the IG
+account, recipient = the user) on the `messages` webhook field. The worker uses echoes to
+settle an *ambiguous* send (the request left, no answer came) without resending it: the
+`reconcile` policy (docs/outcomes.md). The webhook parser records each echo here; this module
+is the one definition of how an echo is indexed and matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from producers.keys import Keys
+from producers.redis_util import resolve
+
+ECHO_RETENTION_S = 2 * 24 * 3600
+_MEDIA_TYPES = frozenset({"image", "audio", "video", "file"})
+
+
+def message_fingerprint(message: Mapping[str, Any] | None) -> str | None:
+    """What an echo and a sent Graph `message` have in common: the text, or the attachment
+    types (echoed media URLs are Meta's CDN copies, so URLs cannot be compared)."""
+    if not isinstance(message, Mapping):
+        return None
+    text = message.get("text")
+    if isinstance(text, str):
+        return "text:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
+    items: list[Any] = []
+    if isinstance(message.get("attachment"), Mapping):
+        items = [message["attachment"]]
+    elif isinstance(message.get("attachments"), list):
+        items = message["attachments"]
+    types = sorted(
+        str(i.get("type"))
+        for i in items
+        if isinstance(i, Mapping) and i.get("type") in _MEDIA_TYPES
+    )
+    return "media:" + ",".join(types) if types and len(types) == len(items) else None
+
+
+@dataclass(frozen=True)
+class Echo:
+    mid: str
+    timestamp_ms: int
+    fingerprint: str | None
+
+
+async def record_echo(
+    redis: Redis, keys: Keys, *, account_id: str, recipient_id: str, mid: str, timestamp_ms: int,
+    message: Mapping[str, Any],
+) -> None:  # fmt: skip
+    """Index one echo webhook event by conversation (called by the webhook parser)."""
+    member = json.dumps(
+        {"mid": mid, "fp": message_fingerprint(message)}, separators=(",", ":"), sort_keys=True
+    )
+    key = keys.echoes(account_id, recipient_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zadd(key, {member: timestamp_ms})
+        pipe.expire(key, ECHO_RETENTION_S)
+        await pipe.execute()
+
+
+async def find_echo(
+    redis: Redis, keys: Keys, *, account_id: str, recipient_id: str, since_ms: int,
+    fingerprint: str | None,
+) -> Echo | None:  # fmt: skip
+    """The first echo in this conversation since `since_ms` that matches `fingerprint`."""
+    if fingerprint is None:
+        return None
+    raw = await resolve(
+        redis.zrangebyscore(
+            keys.echoes(account_id, recipient_id), since_ms, "+inf", withscores=True
+        )
+    )
+    for member, score in raw:
+        data = json.loads(member)
+        if data.get("fp") == fingerprint:
+            return Echo(mid=str(data["mid"]), timestamp_ms=int(score), fingerprint=fingerprint)
+    return None
