@@ -24,6 +24,23 @@ def _print_json(data: object) -> None:
 def worker() -> None:
     """Run a worker (same as `arq worker.WorkerSettings`)."""
     from arq import run_worker
+    from pydantic import ValidationError
+
+    from producers.settings import get_settings
+    from worker.tokens import TokenConfigError, TokenStore
+
+    try:
+        TokenStore.from_settings(get_settings())
+    except ValidationError as exc:
+        problems = [
+            {"setting": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        _print_json({"error": "invalid_settings", "problems": problems})
+        raise typer.Exit(2) from None
+    except TokenConfigError as exc:
+        _print_json({"error": "invalid_tokens", "message": str(exc)})
+        raise typer.Exit(2) from None
 
     from worker import WorkerSettings
 
@@ -122,6 +139,146 @@ def demo(
     raise typer.Exit(
         run_demo(accounts=accounts, conversations=conversations, rounds=rounds, workers=workers)
     )
+
+
+# --- dlq: the dead-letter queue (producers/dlq.py) -------------------------------------------
+
+dlq_app = typer.Typer(
+    no_args_is_help=True,
+    help="Inspect, replay and purge dead letters. Prints JSON; exit 2 on any error.",
+)
+app.add_typer(dlq_app, name="dlq")
+
+_DLQ_STATUSES = ("failed", "rejected", "expired", "unknown")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _dlq_error(error: str, message: str, **extra: object) -> typer.Exit:
+    """Print a machine-readable error; the caller raises the returned exit (code 2)."""
+    _print_json({"error": error, "message": message, **extra})
+    return typer.Exit(2)
+
+
+class _DlqErrors:
+    """Turns a Redis or argument error inside a `dlq` command into JSON and exit 2."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        import redis
+
+        if isinstance(exc, redis.RedisError):
+            # The class only: a message could carry connection details.
+            raise _dlq_error("redis_error", type(exc).__name__) from None
+        if isinstance(exc, ValueError):
+            raise _dlq_error("invalid_argument", str(exc)) from None
+
+
+def _dlq_duration(text: str) -> float:
+    """`7d`, `12h`, `1d12h`, `30m`, `90s`, `2w` -> seconds."""
+    import re
+
+    if not re.fullmatch(r"(?:\d+[smhdw])+", text.strip()):
+        raise _dlq_error(
+            "invalid_duration", f"{text!r} is not a duration like 7d, 12h, 1d12h, 30m or 90s"
+        )
+    return float(
+        sum(
+            int(n) * _DURATION_UNITS[unit]
+            for n, unit in re.findall(r"(\d+)([smhdw])", text.strip())
+        )
+    )
+
+
+@dlq_app.command("list")
+def dlq_list(
+    status: Annotated[
+        str | None, typer.Option(help="Only this status: failed, rejected, expired, unknown.")
+    ] = None,
+    count: Annotated[int, typer.Option(help="At most this many entries (1-10000).")] = 50,
+    after: Annotated[
+        str | None, typer.Option(help="Entries older than this entry id (a page's `next`).")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Only entries of this idempotency key.")] = None,
+) -> None:
+    """List dead letters, newest first."""
+    from producers.dlq import DeadLetters
+
+    if status is not None and status not in _DLQ_STATUSES:
+        raise _dlq_error("invalid_status", f"status must be one of {', '.join(_DLQ_STATUSES)}")
+    if not 1 <= count <= 10_000:
+        raise _dlq_error("invalid_count", "count must be between 1 and 10000")
+    with _DlqErrors(), DeadLetters.connect() as dlq:
+        letters = dlq.list(count=count, status=status, after=after, key=key)
+    _print_json(
+        {
+            "entries": [letter.as_dict() for letter in letters],
+            "count": len(letters),
+            "next": letters[-1].entry_id if len(letters) == count else None,
+        }
+    )
+
+
+@dlq_app.command("show")
+def dlq_show(entry_id: Annotated[str, typer.Argument(help="Stream entry id.")]) -> None:
+    """Show one dead letter: its intent, outcome and replay."""
+    from producers.dlq import DeadLetters
+
+    with _DlqErrors(), DeadLetters.connect() as dlq:
+        letter = dlq.show(entry_id)
+    if letter is None:
+        raise _dlq_error("unknown_entry", "no such dead-letter entry", entry_id=entry_id)
+    _print_json(letter.as_dict())
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    entry_ids: Annotated[list[str] | None, typer.Argument(help="Stream entry ids.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every entry.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check only; enqueue nothing.")
+    ] = False,
+) -> None:
+    """Re-enqueue dead-lettered intents under derived keys; every check runs again."""
+    from producers.dlq import ALL, DeadLetters
+
+    if bool(entry_ids) == all_:
+        raise _dlq_error("invalid_arguments", "give entry ids or --all (not both)")
+    with _DlqErrors(), DeadLetters.connect() as dlq:
+        results = dlq.replay(ALL if all_ else (entry_ids or []), dry_run=dry_run)
+    totals: dict[str, int] = {}
+    for result in results:
+        totals[result.status] = totals.get(result.status, 0) + 1
+    _print_json({"dry_run": dry_run, "totals": totals, "results": [r.as_dict() for r in results]})
+    if any(not r.ok for r in results):
+        raise typer.Exit(2)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    entry_ids: Annotated[list[str] | None, typer.Argument(help="Stream entry ids.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Remove every entry.")] = False,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Remove entries older than e.g. 7d.")
+    ] = None,
+) -> None:
+    """Remove dead letters (by id, all, or by age) and their replay bookkeeping."""
+    from datetime import timedelta
+
+    from producers.dlq import ALL, DeadLetters
+
+    if sum((bool(entry_ids), all_, older_than is not None)) != 1:
+        raise _dlq_error("invalid_arguments", "give entry ids, --all or --older-than (one)")
+    age = None if older_than is None else timedelta(seconds=_dlq_duration(older_than))
+    with _DlqErrors(), DeadLetters.connect() as dlq:
+        if age is not None:
+            purged = dlq.purge(older_than=age)
+        else:
+            purged = dlq.purge(ALL if all_ else (entry_ids or []))
+    _print_json({"purged": purged})
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""CLI behaviour that needs no running stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "producers.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_worker_refuses_nonsense_settings_with_every_problem() -> None:
+    done = _run(
+        ["worker"],
+        {"IG_OUTBOUND_WORKER__MAX_JOBS": "0", "IG_OUTBOUND_GRAPH__API_VERSION": "latest"},
+    )
+    assert done.returncode == 2
+    report = json.loads(done.stdout)
+    assert report["error"] == "invalid_settings"
+    assert {p["setting"] for p in report["problems"]} == {"worker.max_jobs", "graph.api_version"}
+
+
+def test_worker_refuses_a_malformed_tokens_file_without_printing_tokens(tmp_path: Path) -> None:
+    secret = "IGAAsecret-that-must-not-print"
+    path = tmp_path / "tokens"
+    path.write_text(f"17841400000000001={secret}\nnot a token line\n")
+    done = _run(["worker"], {"IG_OUTBOUND_TOKENS_FILE": str(path)})
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["error"] == "invalid_tokens"
+    assert secret not in done.stdout + done.stderr
+
+
+def test_send_refuses_bad_intents_with_machine_readable_errors(tmp_path: Path) -> None:
+    path = tmp_path / "intents.json"
+    path.write_text(json.dumps([{"idempotency_key": "k", "content": {"kind": "nope"}}]))
+    # Refused by validation before any Redis round trip; the URL points nowhere on purpose.
+    done = _run(["send", str(path)], {"IG_OUTBOUND_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert done.returncode == 2
+    row = json.loads(done.stdout)
+    assert row["error"] == "invalid_intent"
+    assert {p["loc"] for p in row["problems"]} == {"account_id", "recipient", "content"}
