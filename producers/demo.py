@@ -282,7 +282,7 @@ def _drive(
 def _refusal(result: EnqueueResult) -> str:
     err = result.error.as_dict() if result.error else {}
     if "problems" in err:
-        probs = "; ".join(f"{p['loc']}: {p['msg'][:60]}" for p in err["problems"])
+        probs = "; ".join(f"{p['loc']}: {p['msg'][:90]}" for p in err["problems"])
         return f"{result.key}: {probs}"
     return f"{result.key}: {err.get('error')}: {err.get('message')}"
 
