@@ -70,6 +70,14 @@ def schema() -> None:
     _print_json(intent_json_schema())
 
 
+@app.command("enqueue-script")
+def enqueue_script() -> None:
+    """Print the enqueue Lua script (for producers in other languages: SCRIPT LOAD it)."""
+    from producers.enqueue import ENQUEUE_LUA
+
+    typer.echo(ENQUEUE_LUA, nl=False)
+
+
 @app.command()
 def send(
     file: Annotated[

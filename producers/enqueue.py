@@ -33,7 +33,10 @@ from producers.settings import Settings, get_settings
 from producers.validation import parse_intent
 from producers.wire import SEND_JOB_NAME, canonical_json
 
-ENQUEUE_LUA = files("producers").joinpath("lua/enqueue.lua").read_text(encoding="utf-8")
+_LUA = files("producers").joinpath("lua")
+GCRA_LUA = _LUA.joinpath("gcra.lua").read_text(encoding="utf-8")
+# The script producers load: the GCRA reservation function, then the enqueue body.
+ENQUEUE_LUA = GCRA_LUA + _LUA.joinpath("enqueue.lua").read_text(encoding="utf-8")
 # The ARQ job key outlives the deadline by this much, so the worker can still report `expired`.
 JOB_TTL_MARGIN_MS = 3_600_000
 
@@ -84,6 +87,7 @@ def _prepare(intent: MessageIntent, keys: Keys, settings: Settings) -> _Call:
             job_ttl_ms,
             keys.job_id(key),
             SEND_JOB_NAME,
+            keys.prefix,
         ],
     )
 

@@ -65,6 +65,27 @@ class Keys:
         """Sorted set of message echoes (webhooks) in one conversation, scored by time ms."""
         return f"{self.prefix}:echo:{account_id}:{recipient_id}"
 
+    @property
+    def rates(self) -> str:
+        """Hash: slot spacing per rate class, published by workers for the enqueue script."""
+        return f"{self.prefix}:rates"
+
+    def rate_window(self, account_id: str, rate_class: str) -> str:
+        """Sorted set: sends of the current window (enforcement), scored by time ms."""
+        return f"{self.prefix}:win:{account_id}:{rate_class}"
+
+    def rate_tat(self, account_id: str, rate_class: str) -> str:
+        """String: GCRA theoretical arrival time (ms) of the next slot (reservations)."""
+        return f"{self.prefix}:tat:{account_id}:{rate_class}"
+
+    def slow(self, account_id: str) -> str:
+        """String with a TTL: the account runs at reduced rate while it exists."""
+        return f"{self.prefix}:slow:{account_id}"
+
+    def conversation(self, account_id: str, recipient_key: str) -> str:
+        """Sorted set: pending intents (keys) of one conversation by sequence number."""
+        return f"{self.prefix}:conv:{account_id}:{recipient_key}"
+
     def pause(self, account_id: str) -> str:
         """String with a TTL: the account is paused fleet-wide while it exists."""
         return f"{self.prefix}:pause:{account_id}"

@@ -43,6 +43,24 @@ class RetrySettings(BaseModel):
     throttle_pause_s: float = Field(default=5.0, gt=0)
 
 
+class RateSettings(BaseModel):
+    """Meta's per-account limits (fact sheet section 3) and how close to them we run."""
+
+    light_per_s: float = Field(default=100.0, gt=0)
+    media_per_s: float = Field(default=10.0, gt=0)
+    private_replies_per_h: float = Field(default=750.0, gt=0)
+    # Fraction of each limit the fleet aims at: the margin absorbs network jitter between
+    # our send decision and Meta's clock.
+    utilization: float = Field(default=0.95, gt=0, le=1)
+    # Sends that may leave back to back before spacing applies (GCRA burst tolerance).
+    burst: int = Field(default=4, ge=1)
+    # `X-Business-Use-Case-Usage` at or above this slows the account by `slowdown_factor`
+    # for `slowdown_s` (someone else may be using the same account's budget).
+    slowdown_usage_pct: float = Field(default=98.0, gt=0, le=100)
+    slowdown_factor: float = Field(default=0.5, gt=0, le=1)
+    slowdown_s: float = Field(default=30.0, gt=0)
+
+
 class WorkerTuning(BaseModel):
     """ARQ knobs, chosen by measurement (see bench/ and the README)."""
 
@@ -83,6 +101,7 @@ class Settings(BaseSettings):
 
     graph: GraphSettings = GraphSettings()
     retry: RetrySettings = RetrySettings()
+    rate: RateSettings = RateSettings()
     worker: WorkerTuning = WorkerTuning()
 
     # Access tokens per IG account id: a JSON object in the environment, or a file holding a

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,9 +28,10 @@ from producers.redis_util import resolve
 from producers.validation import parse_intent, readable_key
 from worker import metrics
 from worker.backoff import full_jitter
-from worker.graph import ErrorClass, GraphResult, regain_access_s
+from worker.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
 from worker.job_guard import BAD_JOB_MARKER
 from worker.journal import Begin
+from worker.limiter import rate_class
 from worker.outcomes import make_outcome, observe
 from worker.payloads import build_body
 from worker.services import Services
@@ -39,6 +41,10 @@ log = structlog.get_logger("ig_outbound.job")
 # After this many unexpected errors (a bug, or Redis failing mid-job) an intent fails
 # instead of looping; the count lives in its record so it survives restarts.
 MAX_INTERNAL_ERRORS = 5
+# A rate slot this close is slept for in-process; further ones defer the job. A job whose
+# reserved slot was taken anyway (rare) sleeps at most this many times before deferring.
+SLOT_SLEEP_MAX_S = 0.25
+MAX_SLOT_SLEEPS = 3
 # How often an unconfirmed send looks for its echo, and how much earlier than the send's
 # start an echo may be stamped (Meta's clock vs Redis's).
 RECONCILE_POLL_S = 1.0
@@ -127,8 +133,8 @@ class _SendRun:
         token = self.s.tokens.get(intent.account_id)
         if token is None:
             await self._finish(OutcomeStatus.REJECTED, reason="unknown_account")
-        await self._check_pause(deadline)
         body = build_body(intent)
+        await self._rate_slot(deadline)
         await self._begin(deadline, body)
         assert token is not None
         result = await self.s.graph.send_message(intent.account_id, body, token)
@@ -197,10 +203,22 @@ class _SendRun:
             if wait > 0:
                 raise self._defer(wait, deadline, "not_before")
 
-    async def _check_pause(self, deadline: datetime) -> None:
-        left = await self.s.pauses.remaining_s(self.intent.account_id)
-        if left > 0:
-            raise self._defer(left, deadline, "account_paused")
+    async def _rate_slot(self, deadline: datetime) -> None:
+        """Take a send slot of the account's budget (fleet-wide), or wait for a reserved one.
+
+        A short wait is slept here; a longer one (a backlog, a pause) defers the job to its
+        reserved slot, which frees this worker and spends no attempt."""
+        cls = rate_class(self.intent.kind, self.intent.recipient.comment_id is not None)
+        for _ in range(MAX_SLOT_SLEEPS):
+            member = f"{self.owner}:{time.monotonic_ns()}"
+            wait = await self.s.limiter.acquire(self.intent.account_id, cls, member)
+            if wait == 0:
+                return
+            if wait > SLOT_SLEEP_MAX_S:
+                raise self._defer(wait, deadline, "rate_slot")
+            metrics.RATE_WAITS.labels(rate_class=cls.value).inc()
+            await asyncio.sleep(wait)
+        raise self._defer(0.05, deadline, "rate_slot")
 
     async def _begin(self, deadline: datetime, body: dict[str, Any]) -> None:
         key = self.intent.idempotency_key
@@ -258,6 +276,7 @@ class _SendRun:
 
     async def _handle(self, result: GraphResult, deadline: datetime) -> str:
         key = self.intent.idempotency_key
+        await self._heed_usage(result)
         if result.ok:
             await self._finish(
                 OutcomeStatus.SENT,
@@ -300,6 +319,14 @@ class _SendRun:
             raise self._defer(delay, deadline, "transient")
         await self._finish(OutcomeStatus.FAILED, reason=cls.reason, error=error)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _heed_usage(self, result: GraphResult) -> None:
+        """Meta's usage header near 100 %: slow the account fleet-wide for a while."""
+        usage = max_usage_pct(result.usage)
+        slow = usage >= self.s.settings.rate.slowdown_usage_pct
+        if slow and await self.s.limiter.slow_down(self.intent.account_id):
+            metrics.ACCOUNT_SLOWDOWNS.inc()
+            log.warning("account_slowed", account=self.intent.account_id, usage_pct=usage)
 
     async def _pause(self, seconds: float, reason: str) -> None:
         if await self.s.pauses.pause(self.intent.account_id, seconds, reason):

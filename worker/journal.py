@@ -88,12 +88,16 @@ end
 return tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
 """
 
-# Exactly one terminal outcome per intent, published atomically with the state change.
-# KEYS[1] record, KEYS[2] outcomes stream, KEYS[3] dead-letter stream.
+# Exactly one terminal outcome per intent, published atomically with the state change; then
+# the conversation's next intent (if any) is queued: order is kept by queueing one at a time.
+# KEYS[1] record, KEYS[2] outcomes stream, KEYS[3] dead-letter stream, KEYS[4] ARQ queue.
 # ARGV[1] status, ARGV[2] outcome JSON, ARGV[3] stream maxlen, ARGV[4] record retention ms,
-# ARGV[5] key, ARGV[6] '1' = dead-letter it, ARGV[7] the intent (raw JSON) for the DLQ.
+# ARGV[5] key, ARGV[6] '1' = dead-letter it, ARGV[7] the intent (raw JSON) for the DLQ,
+# ARGV[8] key prefix.
 # -> 1 published, 0 already had an outcome
-_FINISH = """
+_FINISH = (
+    _NOW_MS
+    + """
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2])
 redis.call('HDEL', KEYS[1], 'lease_until')
@@ -104,8 +108,25 @@ if ARGV[6] == '1' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'key', ARGV[5], 'status', ARGV[1],
     'outcome', ARGV[2], 'intent', ARGV[7])
 end
+local conv = redis.call('HGET', KEYS[1], 'conv')
+if conv and conv ~= '' then
+  redis.call('ZREM', conv, ARGV[5])
+  for _ = 1, 100 do
+    local nxt = redis.call('ZRANGE', conv, 0, 0)[1]
+    if not nxt then break end
+    local rec = ARGV[8] .. ':idem:' .. nxt
+    local job_id = redis.call('HGET', rec, 'job_id')
+    if job_id and redis.call('HEXISTS', rec, 'outcome') == 0 then
+      local run_at = tonumber(redis.call('HGET', rec, 'run_at') or '0')
+      redis.call('ZADD', KEYS[4], math.max(now, run_at), job_id)
+      break
+    end
+    redis.call('ZREM', conv, nxt)  -- gone or already ended: skip it
+  end
+end
 return 1
 """
+)
 
 # A dead letter for input with no readable key (so no record and no outcome can exist).
 _DEAD_LETTER_ONLY = """
@@ -214,7 +235,12 @@ class Journal:
         """Publish the one terminal outcome; False if the intent already had one."""
         dead = outcome.status in DEAD_LETTER_STATUSES
         reply = await self._finish(
-            keys=[self._keys.record(outcome.key), self._keys.outcomes, self._keys.dead_letters],
+            keys=[
+                self._keys.record(outcome.key),
+                self._keys.outcomes,
+                self._keys.dead_letters,
+                self._keys.queue,
+            ],
             args=[
                 outcome.status.value,
                 outcome.model_dump_json(),
@@ -223,6 +249,7 @@ class Journal:
                 outcome.key,
                 "1" if dead else "0",
                 intent_json,
+                self._keys.prefix,
             ],
         )
         return bool(int(reply))

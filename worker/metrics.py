@@ -36,3 +36,12 @@ ACCOUNT_PAUSES = Counter(
     "ig_outbound_account_pauses_total", "Fleet-wide account pauses started, by reason.", ["reason"]
 )
 JOBS_IN_FLIGHT = Gauge("ig_outbound_jobs_in_flight", "Send jobs running in this process.")
+RATE_WAITS = Counter(
+    "ig_outbound_rate_waits_total",
+    "Short in-process waits for a reserved rate slot, by rate class.",
+    ["rate_class"],
+)
+ACCOUNT_SLOWDOWNS = Counter(
+    "ig_outbound_account_slowdowns_total",
+    "Accounts slowed because Meta's usage header neared 100 %.",
+)

@@ -10,6 +10,7 @@ from producers.keys import Keys
 from producers.settings import Settings
 from worker.graph import GraphClient
 from worker.journal import Journal
+from worker.limiter import RateLimiter
 from worker.pauses import Pauses
 from worker.tokens import TokenStore
 
@@ -23,6 +24,7 @@ class Services:
     graph: GraphClient
     journal: Journal
     pauses: Pauses
+    limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis, tokens: TokenStore) -> Services:
@@ -40,6 +42,7 @@ class Services:
                 retention_s=settings.idempotency_retention_s,
             ),
             pauses=Pauses(redis, keys),
+            limiter=RateLimiter(redis, keys, settings.rate),
         )
 
     def lease_s(self) -> float:

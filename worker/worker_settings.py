@@ -51,11 +51,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.log_level, settings.log_format, secrets=tokens.secrets())
     services = Services.build(settings, ctx["redis"], tokens)
     ctx["igo"] = services
+    await services.limiter.publish()
     if tokens.accounts():
         # Account ids only (never tokens): producers refuse intents for accounts nobody serves.
         await resolve(services.redis.sadd(services.keys.accounts, *tokens.accounts()))
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port)
+        try:
+            start_http_server(settings.metrics_port)
+        except OSError as exc:  # e.g. a second worker on one host: keep sending regardless
+            log.error("metrics_port_unavailable", port=settings.metrics_port, error=str(exc))
     log.info("worker_started", accounts=len(tokens.accounts()), queue=services.keys.queue)
 
 

@@ -1,5 +1,12 @@
 -- ig-outbound atomic enqueue: claim the idempotency key, write the ARQ job (JSON), queue it.
 -- One round trip; the documented way for producers in any language (docs/producers.md).
+-- Load it after gcra.lua (`ig-outbound enqueue-script` prints both as one script).
+--
+-- Order: intents of one conversation (account, recipient) are queued one at a time; the
+-- others wait in <prefix>:conv:<account>:<recipient> and the worker queues the next when one
+-- ends. Rate: a conversation head due now is queued at its reserved GCRA slot for its
+-- account and rate class, so one account's backlog never hides another account's intents.
+-- Keys under <prefix> other than KEYS[1..4] are derived here (not Redis Cluster safe, like ARQ).
 --
 -- KEYS[1] record   <prefix>:idem:<key>        (hash: idempotency record + send journal)
 -- KEYS[2] job      arq:job:<prefix>:<key>     (string: the ARQ job, JSON)
@@ -8,7 +15,7 @@
 -- ARGV[1] intent JSON (the exact bytes; their SHA-1 is the content digest)
 -- ARGV[2] idempotency key     ARGV[3] account id
 -- ARGV[4] run-at ms (0 = now) ARGV[5] record retention ms   ARGV[6] job TTL ms
--- ARGV[7] job id              ARGV[8] job name
+-- ARGV[7] job id              ARGV[8] job name            ARGV[9] key prefix
 -- Returns {status, detail}: queued | duplicate | conflict | unknown_account | invalid.
 local ok, intent = pcall(cjson.decode, ARGV[1])
 if not ok or type(intent) ~= 'table' then
@@ -33,13 +40,52 @@ if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 0 then
 end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local score = tonumber(ARGV[4])
-if score == nil or score < now_ms then score = now_ms end
+local run_at = tonumber(ARGV[4])
+if run_at == nil or run_at < now_ms then run_at = now_ms end
+local prefix = ARGV[9]
+local account = ARGV[3]
+
+-- The conversation, for ordering.
+local r = intent['recipient']
+local rkey = nil
+if type(r) == 'table' then
+  if type(r['id']) == 'string' then rkey = 'id:' .. r['id']
+  elseif type(r['comment_id']) == 'string' then rkey = 'comment:' .. r['comment_id'] end
+end
+local conv = ''
+local is_head = true
+if rkey then
+  conv = prefix .. ':conv:' .. account .. ':' .. rkey
+  is_head = redis.call('ZCARD', conv) == 0
+  redis.call('ZADD', conv, redis.call('INCR', prefix .. ':seq'), ARGV[2])
+  redis.call('PEXPIRE', conv, ARGV[5])
+end
+
+-- A head due now goes at its reserved slot (workers publish the spacing in <prefix>:rates).
+local score = run_at
+if is_head and run_at == now_ms then
+  local content = intent['content']
+  local kind = type(content) == 'table' and content['kind'] or nil
+  local class = 'light'
+  if rkey and string.sub(rkey, 1, 8) == 'comment:' then class = 'private_reply'
+  elseif kind == 'audio' or kind == 'video' then class = 'media' end
+  local rates = prefix .. ':rates'
+  local interval = tonumber(redis.call('HGET', rates, class .. '_interval_ms') or '0')
+  if interval and interval > 0 then
+    local burst = tonumber(redis.call('HGET', rates, 'burst') or '1')
+    local pause = math.max(redis.call('PTTL', prefix .. ':pause:' .. account), 0)
+    score = reserve(prefix .. ':tat:' .. account .. ':' .. class, interval, burst, now_ms + pause)
+  end
+end
+
 redis.call('HSET', KEYS[1], 'digest', digest, 'state', 'queued', 'job_id', ARGV[7],
-  'account', ARGV[3], 'enqueued_ms', now_ms, 'attempts', 0)
+  'account', account, 'enqueued_ms', now_ms, 'attempts', 0, 'conv', conv, 'run_at', run_at)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local job = '{"t":null,"f":' .. cjson.encode(ARGV[8]) .. ',"a":[' .. ARGV[1] ..
   '],"k":{},"et":' .. string.format('%d', now_ms) .. '}'
 redis.call('SET', KEYS[2], job, 'PX', ARGV[6])
-redis.call('ZADD', KEYS[3], score, ARGV[7])
-return {'queued', ARGV[7]}
+if is_head then
+  redis.call('ZADD', KEYS[3], score, ARGV[7])
+  return {'queued', ARGV[7]}
+end
+return {'queued', ARGV[7], 'after_earlier_intents'}

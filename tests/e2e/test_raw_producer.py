@@ -9,7 +9,11 @@ from typing import Any
 from producers.enqueue import OutboundClient
 from tests.e2e.conftest import ACCOUNT_A, USERS, Stack
 
-SCRIPT = files("producers").joinpath("lua/enqueue.lua").read_text(encoding="utf-8")
+# What `cat producers/lua/gcra.lua producers/lua/enqueue.lua` gives a Go or Node service.
+SCRIPT = "".join(
+    files("producers").joinpath(f"lua/{name}").read_text(encoding="utf-8")
+    for name in ("gcra.lua", "enqueue.lua")
+)
 
 
 def _evalsha(r: Any, stack: Stack, key: str, intent_json: str, account: str = ACCOUNT_A) -> Any:
@@ -18,7 +22,7 @@ def _evalsha(r: Any, stack: Stack, key: str, intent_json: str, account: str = AC
     return r.execute_command(
         "EVALSHA", sha, 4,
         f"{p}:idem:{key}", f"arq:job:{p}:{key}", f"{p}:queue", f"{p}:accounts",
-        intent_json, key, account, 0, 604_800_000, 90_000_000, f"{p}:{key}", "ig_outbound.send",
+        intent_json, key, account, 0, 604_800_000, 90_000_000, f"{p}:{key}", "ig_outbound.send", p,
     )  # fmt: skip
 
 

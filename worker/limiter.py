@@ -1,0 +1,147 @@
+"""The fleet-wide rate limiter: one budget per (account, rate class), in Redis.
+
+Two parts, both atomic Lua on Redis time, so every worker on every machine shares them:
+
+* **Reservation (GCRA, virtual scheduling).** `<p>:tat:<account>:<class>` holds the
+  theoretical arrival time. Reserving a slot returns the earliest time >= `earliest` that keeps
+  the class at `interval` spacing (with `burst` tolerance) and advances it. The enqueue script
+  reserves a slot for every conversation head and queues its job at that time, so a backlog of
+  one account sits in the future of the ARQ queue and never hides another account's intents.
+* **Enforcement (sliding window).** `<p>:win:<account>:<class>` logs the sends of the last
+  window; a send goes only if fewer than `limit x utilization` are in it, else the job
+  reserves a slot and waits for it (once, almost always). This is the hard guarantee: never
+  more than the limit in any window, whatever pauses, retries or restarts did to the schedule.
+
+A pause (`<p>:pause:<account>`) makes every reservation start after it; `<p>:slow:<account>`
+(set when Meta's usage header nears 100 %) scales the account's limits down for a while.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from redis.asyncio import Redis
+
+from producers.enqueue import GCRA_LUA
+from producers.keys import Keys
+from producers.redis_util import resolve
+from producers.settings import RateSettings
+
+# KEYS: window, tat, pause, slow. ARGV: limit per window, window ms, interval ms, burst,
+# member, slowdown factor. -> {'go', 0} | {'wait', ms}
+_ACQUIRE = (
+    GCRA_LUA
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local interval = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  local factor = tonumber(ARGV[6])
+  limit = math.max(1, math.floor(limit * factor))
+  interval = interval / factor
+end
+local pause = redis.call('PTTL', KEYS[3])
+if pause > 0 then
+  return {'wait', string.format('%d', reserve(KEYS[2], interval, burst, now + pause) - now)}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], window + 1000)
+  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if tat <= now then
+    redis.call('SET', KEYS[2], string.format('%d', now + interval),
+      'PX', math.floor(60000 + interval))
+  end
+  return {'go', '0'}
+end
+local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+local slot = reserve(KEYS[2], interval, burst, oldest + window)
+return {'wait', string.format('%d', slot - now)}
+"""
+)
+
+
+class RateClass(StrEnum):
+    """Meta's budgets per IG account (fact sheet section 3)."""
+
+    LIGHT = "light"  # text, links, reactions, stickers and the other light kinds: 100/s
+    MEDIA = "media"  # audio and video: 10/s
+    PRIVATE_REPLY = "private_reply"  # private replies to posts and reels: 750/h
+
+
+MEDIA_KINDS = frozenset({"audio", "video"})
+
+
+def rate_class(kind: str, is_private_reply: bool) -> RateClass:
+    if is_private_reply:
+        return RateClass.PRIVATE_REPLY
+    if kind in MEDIA_KINDS:
+        return RateClass.MEDIA
+    return RateClass.LIGHT
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One class's limit as enforced: `limit` sends per `window_ms`, slots `interval_ms` apart."""
+
+    limit: int
+    window_ms: int
+    interval_ms: float
+
+
+def budgets(rate: RateSettings) -> dict[RateClass, Budget]:
+    def budget(per_window: float, window_ms: int) -> Budget:
+        limit = max(1, int(per_window * rate.utilization))
+        return Budget(limit=limit, window_ms=window_ms, interval_ms=window_ms / limit)
+
+    return {
+        RateClass.LIGHT: budget(rate.light_per_s, 1000),
+        RateClass.MEDIA: budget(rate.media_per_s, 1000),
+        RateClass.PRIVATE_REPLY: budget(rate.private_replies_per_h, 3_600_000),
+    }
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, keys: Keys, rate: RateSettings) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._rate = rate
+        self._budgets = budgets(rate)
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    async def publish(self) -> None:
+        """Write the slot spacing per class for the enqueue script (no secrets in it)."""
+        mapping: dict[str, str] = {"burst": str(self._rate.burst)}
+        for cls, b in self._budgets.items():
+            mapping[f"{cls.value}_interval_ms"] = f"{b.interval_ms:.3f}"
+        await resolve(self._redis.hset(self._keys.rates, mapping=mapping))
+
+    async def acquire(self, account_id: str, cls: RateClass, member: str) -> float:
+        """0 if the send may go now (it is counted), else seconds until its reserved slot."""
+        b = self._budgets[cls]
+        reply = await self._acquire(
+            keys=[
+                self._keys.rate_window(account_id, cls.value),
+                self._keys.rate_tat(account_id, cls.value),
+                self._keys.pause(account_id),
+                self._keys.slow(account_id),
+            ],
+            args=[
+                b.limit, b.window_ms, f"{b.interval_ms:.3f}", self._rate.burst, member,
+                self._rate.slowdown_factor,
+            ],
+        )  # fmt: skip
+        verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        return 0.0 if verdict == "go" else max(int(reply[1]), 1) / 1000
+
+    async def slow_down(self, account_id: str) -> bool:
+        """Scale the account down for a while; True if it was not slowed already."""
+        ms = int(self._rate.slowdown_s * 1000)
+        return bool(
+            await resolve(self._redis.set(self._keys.slow(account_id), "1", px=ms, nx=True))
+        )
