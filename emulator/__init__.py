@@ -10,6 +10,7 @@ from emulator.config import (
     CommentConfig,
     EmulatorConfig,
     FaultSettings,
+    RateLimitConfig,
     ScriptedAnswer,
 )
 from emulator.control import EmulatorControl
@@ -28,6 +29,7 @@ __all__ = [
     "EmulatorState",
     "FaultSettings",
     "GraphError",
+    "RateLimitConfig",
     "RecordedCall",
     "RejectedCall",
     "ScriptedAnswer",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$", min_length=1, max_length=64)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -80,6 +80,42 @@ class ScriptedAnswer(_Strict):
         return self
 
 
+ThrottleAnswer = Literal["613", "4", "80002"]
+
+
+class RateLimitConfig(_Strict):
+    """Meta's per-account Send API limits (fact sheet §3), enforced over sliding windows.
+
+    Three separate budgets per account (IG_ID): ``media`` (a message whose attachment is audio
+    or video), ``private_reply`` (``recipient.comment_id``) and ``light`` (everything else:
+    text, links, quick replies, templates, reactions, stickers, media shares, images, files,
+    sender actions). A call arriving when its window already holds ``limit`` accepted calls is
+    answered with the throttle error chosen by ``throttle_answer`` and not delivered.
+    """
+
+    # Off by default for now: tests elsewhere run heavy loads against the emulator.
+    enabled: bool = False
+    light_per_s: int = Field(default=100, ge=1)
+    media_per_s: int = Field(default=10, ge=1)
+    private_replies_per_h: int = Field(default=750, ge=1)
+    # Span of the per-second windows (light, media).
+    window_s: float = Field(default=1.0, gt=0.0)
+    # Span of the private-reply window: an hour, as Meta's limit; shorter only for tests.
+    private_replies_window_s: float = Field(default=3600.0, gt=0.0)
+    # Which of Graph's throttle answers to give: 613/2534040 (IG messaging), 4 (application
+    # request limit) or 80002 (BUC throttling, Instagram). Which one graph.instagram.com really
+    # sends is UNCONFIRMED (fact sheet §10.2).
+    throttle_answer: ThrottleAnswer = "613"
+    # estimated_time_to_regain_access (minutes) reported while throttled.
+    regain_minutes: int = Field(default=1, ge=0)
+
+    @field_validator("throttle_answer", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: Any) -> Any:
+        # Accept 613 as well as "613" (JSON clients send the code as a number).
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class EmulatorConfig(_Strict):
     """Everything the emulator starts with; all of it can also be changed at run time."""
 
@@ -90,6 +126,7 @@ class EmulatorConfig(_Strict):
     comments: list[CommentConfig] = Field(default_factory=list)
     faults: FaultSettings = Field(default_factory=FaultSettings)
     script: list[ScriptedAnswer] = Field(default_factory=list)
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> EmulatorConfig:

@@ -54,6 +54,15 @@ class EmulatorControl:
         result: dict[str, Any] = self._request("GET", "/faults")
         return result
 
+    def rate_limits(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/rate_limits")
+        return result
+
+    def violations(self) -> int:
+        """Calls refused for exceeding Meta's per-account rate limits, in total."""
+        total: int = self.stats()["violations"]
+        return total
+
     def accounts(self) -> list[dict[str, str]]:
         result: list[dict[str, str]] = self._request("GET", "/accounts")["accounts"]
         return result
@@ -72,6 +81,15 @@ class EmulatorControl:
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         """Merge fault settings, e.g. ``set_faults(error_5xx_rate=0.1, seed=7)``."""
         result: dict[str, Any] = self._request("PUT", "/faults", json=faults)
+        return result
+
+    def set_rate_limits(self, **settings: Any) -> dict[str, Any]:
+        """Merge rate-limit settings, e.g. ``set_rate_limits(enabled=True, window_s=0.3)``.
+
+        Windows and violation counters are kept; ``reset()`` clears them and restores the
+        configured settings.
+        """
+        result: dict[str, Any] = self._request("PUT", "/rate_limits", json=settings)
         return result
 
     def script(self, answers: Iterable[ScriptedAnswer | Mapping[str, Any]]) -> int:

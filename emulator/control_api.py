@@ -76,6 +76,8 @@ class ControlApi:
             ("/stats", self.stats, ["GET"]),
             ("/faults", self.get_faults, ["GET"]),
             ("/faults", self.put_faults, ["PUT"]),
+            ("/rate_limits", self.get_rate_limits, ["GET"]),
+            ("/rate_limits", self.put_rate_limits, ["PUT"]),
             ("/script", self.script, ["POST"]),
             ("/reset", self.reset, ["POST"]),
             ("/accounts", self.list_accounts, ["GET"]),
@@ -107,6 +109,15 @@ class ControlApi:
         if not isinstance(patch, dict):
             raise _BadRequest("body must be a JSON object")
         return JSONResponse(self.state.set_faults(patch).model_dump(mode="json"))
+
+    async def get_rate_limits(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.state.rate_limits.config.model_dump(mode="json"))
+
+    async def put_rate_limits(self, request: Request) -> JSONResponse:
+        patch = await _json(request)
+        if not isinstance(patch, dict):
+            raise _BadRequest("body must be a JSON object")
+        return JSONResponse(self.state.set_rate_limits(patch).model_dump(mode="json"))
 
     async def script(self, request: Request) -> JSONResponse:
         data = await _json(request)

@@ -29,13 +29,20 @@ def new_fbtrace_id() -> str:
     return "A" + "".join(secrets.choice(_TRACE_ALPHABET) for _ in range(22))
 
 
-def buc_usage_header(ig_id: str, *, percent: int = 100, regain_minutes: int = 1) -> str:
+def buc_usage_header(
+    ig_id: str,
+    *,
+    percent: int = 100,
+    regain_minutes: int = 1,
+    total_cputime: int = 10,
+    total_time: int = 10,
+) -> str:
     """``X-Business-Use-Case-Usage`` as graph.instagram.com sends it: keyed by the IG_ID."""
     entry = {
         "type": "instagram",
         "call_count": percent,
-        "total_cputime": 10,
-        "total_time": 10,
+        "total_cputime": total_cputime,
+        "total_time": total_time,
         "estimated_time_to_regain_access": regain_minutes,
     }
     return json.dumps({ig_id: [entry]}, separators=(",", ":"))
@@ -175,6 +182,33 @@ def throttled(ig_id: str) -> GraphError:
         subcode=2534040,
         message="Calls to this api have exceeded the rate limit.",
         headers={"X-Business-Use-Case-Usage": buc_usage_header(ig_id)},
+    )
+
+
+def rate_limited(answer: str) -> GraphError:
+    """The answer to a call over Meta's per-account limit; ``answer`` is "613", "4" or "80002".
+
+    The caller adds ``X-Business-Use-Case-Usage``. Which code graph.instagram.com really sends
+    is UNCONFIRMED (fact sheet §10.2); all three are answered with HTTP 400.
+    """
+    if answer == "4":
+        return GraphError(status=400, code=4, message="Application request limit reached")
+    if answer == "80002":
+        # Graph's BUC throttling text for Instagram objects (observed on graph.facebook.com).
+        return GraphError(
+            status=400,
+            code=80002,
+            message=(
+                "(#80002) There have been too many calls to this Instagram account. "
+                "Wait a bit and try again. For more info, please refer to "
+                "https://developers.facebook.com/docs/graph-api/overview/rate-limiting."
+            ),
+        )
+    return GraphError(
+        status=400,
+        code=613,
+        subcode=2534040,
+        message="Calls to this api have exceeded the rate limit.",
     )
 
 

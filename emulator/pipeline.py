@@ -1,10 +1,15 @@
 """The send pipeline behind ``POST /v{N}.0/{IG_ID|me}/messages``.
 
 One ordered list of synchronous checks (each may raise ``GraphError``), then delivery, then
-the answer. Later features slot in as further checks without touching the others: a
-per-account rate limiter (adding ``X-Business-Use-Case-Usage`` to ``ctx.headers``), the 24 h
-window from inbound messages, and so on. Checks and delivery run under the state lock with no
-``await`` in between, so check-then-deliver (e.g. one private reply per comment) is atomic.
+the answer. Later features slot in as further checks without touching the others (the 24 h
+window from inbound messages, and so on). Checks and delivery run under the state lock with no
+``await`` in between, so check-then-deliver (one private reply per comment, the per-account
+rate limits) is atomic.
+
+Rate limits (``rate_limit``, after body validation): a call over its account's budget gets the
+configured throttle error and is not delivered. While limits are enabled every answer whose
+account is known carries ``X-Business-Use-Case-Usage`` (``usage_header``, run last, so a
+success counts its own call).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from emulator import graph_errors as ge
 from emulator.body import JsonDict, parse_body, parse_form
 from emulator.config import PRIVATE_REPLY_WINDOW_S
 from emulator.graph_errors import GraphError
+from emulator.rate_limits import RateClass, rate_class_of
 from emulator.state import Account, EmulatorState, RecordedCall
 from emulator.validate import ValidatedSend, validate_send
 
@@ -57,6 +63,8 @@ class SendContext:
     hang_s: float = 0.0  # delay before a pre-send error answer (scripted)
     fault: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    rate_class: RateClass | None = None  # set by rate_limit
+    throttled: bool = False  # refused by rate_limit
 
     @property
     def path_form(self) -> Literal["id", "me"]:
@@ -199,6 +207,22 @@ def resolve_recipient(ctx: SendContext, state: EmulatorState) -> None:
     ctx.recipient_id = comment.commenter_igsid  # Graph answers with the commenter's IGSID
 
 
+def rate_limit(ctx: SendContext, state: EmulatorState) -> None:
+    """Meta's per-account limits: 100/s light, 10/s audio/video, 750/h private replies.
+
+    Runs after validation (a malformed body is a 400 invalid parameter, not a violation). The
+    call is counted in its window only when delivered (``EmulatorState.record_call``).
+    """
+    assert ctx.send is not None
+    limits = state.rate_limits
+    if not limits.enabled:
+        return
+    ctx.rate_class = rate_class_of(ctx.send.comment_id, ctx.send.message_kind)
+    if not limits.admit(ctx.ig_id, ctx.rate_class, ctx.arrived_at):
+        ctx.throttled, ctx.fault = True, "rate_limit"
+        raise ge.rate_limited(limits.config.throttle_answer)
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
     check_version,
     authenticate,
@@ -207,8 +231,23 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     injected_faults,
     require_body,
     validate_body,
+    rate_limit,
     resolve_recipient,
 )
+
+
+def usage_header(ctx: SendContext, state: EmulatorState) -> None:
+    """``X-Business-Use-Case-Usage`` on every answer of a known account while limits are on.
+
+    Not a check: the pipeline runs it after the checks and delivery, whatever they answered.
+    Errors that carry their own header (the injected throttle fault, scripted throttle codes)
+    keep theirs: ``GraphError.headers`` win over ``ctx.headers``.
+    """
+    limits = state.rate_limits
+    if limits.enabled and ctx.account is not None:
+        ctx.headers["X-Business-Use-Case-Usage"] = limits.usage_header(
+            ctx.account.ig_id, ctx.arrived_at, throttled=ctx.throttled
+        )
 
 
 # --- delivery and answer ----------------------------------------------------------------------
@@ -267,9 +306,12 @@ class SendPipeline:
             await asyncio.sleep(latency)
         try:
             with self.state.lock:
-                for check in self.checks:
-                    check(ctx, self.state)
-                call = deliver(ctx, self.state)
+                try:
+                    for check in self.checks:
+                        check(ctx, self.state)
+                    call = deliver(ctx, self.state)
+                finally:
+                    usage_header(ctx, self.state)
         except GraphError as error:
             self._record_rejected(ctx, error)
             if ctx.hang_s:

@@ -1,4 +1,4 @@
-"""In-memory world of the emulator: accounts, users, comments, faults, recorded calls.
+"""In-memory world of the emulator: accounts, users, comments, faults, rate windows, calls.
 
 Guarding: request handlers run on one asyncio loop and every method here is synchronous (no
 ``await`` inside), so each call is atomic with respect to other requests. The ``RLock`` also
@@ -20,9 +20,11 @@ from emulator.config import (
     CommentConfig,
     EmulatorConfig,
     FaultSettings,
+    RateLimitConfig,
     ScriptedAnswer,
 )
 from emulator.ids import message_id
+from emulator.rate_limits import RateClass, RateLimiter, max_in_any_window, rate_class_of
 
 FaultKind = Literal["throttle", "error_5xx", "error_5xx_after_send", "timeout"]
 
@@ -107,7 +109,10 @@ class EmulatorState:
         self._init_run_state()
 
     def _init_run_state(self) -> None:
-        """Everything ``reset()`` clears: calls, counters, faults, script, replies."""
+        """Everything ``reset()`` clears: calls, counters, faults, script, replies, rate windows.
+
+        Faults and rate-limit settings go back to the configured ones.
+        """
         self.calls: list[RecordedCall] = []
         self.rejected: list[RejectedCall] = []
         self.faults = self._config.faults.model_copy()
@@ -118,6 +123,7 @@ class EmulatorState:
         self._rejected_by_error: Counter[str] = Counter()
         self._accepted_by_account: Counter[str] = Counter()
         self._faults_injected: Counter[str] = Counter()
+        self.rate_limits = RateLimiter(self._config.rate_limits.model_copy())
         for comment in self._comments.values():
             comment.replied_at = None
 
@@ -177,6 +183,13 @@ class EmulatorState:
             if "seed" in patch:
                 self.rng.seed(self.faults.seed)
             return self.faults
+
+    def set_rate_limits(self, patch: Mapping[str, Any]) -> RateLimitConfig:
+        """Merge rate-limit settings; the windows and violation counters are kept."""
+        with self.lock:
+            merged = {**self.rate_limits.config.model_dump(), **patch}
+            self.rate_limits.config = RateLimitConfig.model_validate(merged)
+            return self.rate_limits.config
 
     def push_script(self, answers: Iterable[ScriptedAnswer]) -> int:
         with self.lock:
@@ -244,6 +257,9 @@ class EmulatorState:
             call = RecordedCall(index=len(self.calls), **fields)
             self.calls.append(call)
             self._accepted_by_account[call.ig_id] += 1
+            self.rate_limits.record(
+                call.ig_id, rate_class_of(call.comment_id, call.message_kind), call.arrived_at
+            )
             return call
 
     def record_rejected(
@@ -287,9 +303,27 @@ class EmulatorState:
                 "rejected_by_error": dict(self._rejected_by_error),
                 "faults_injected": dict(self._faults_injected),
                 "scripted_pending": len(self._script),
+                "violations": self.rate_limits.violations(),
+                "violations_by_account_class": self.rate_limits.violations_by_account_class(),
+                "max_calls_in_any_window": self._max_calls_in_any_window(),
             }
 
+    def _max_calls_in_any_window(self) -> dict[str, dict[str, int]]:
+        """Per account and class: the most accepted calls in any span of the class's window."""
+        times: dict[tuple[str, RateClass], list[float]] = {}
+        for call in self.calls:
+            key = (call.ig_id, rate_class_of(call.comment_id, call.message_kind))
+            times.setdefault(key, []).append(call.arrived_at)
+        result: dict[str, dict[str, int]] = {}
+        for (ig_id, rate_class), arrived in sorted(times.items()):
+            window = self.rate_limits.window_s(rate_class)
+            result.setdefault(ig_id, {})[rate_class] = max_in_any_window(arrived, window)
+        return result
+
     def reset(self) -> None:
-        """Clear calls, counters, faults and script; keep accounts, users and comments."""
+        """Clear calls, counters, faults, script and rate windows; keep accounts, users, comments.
+
+        Fault and rate-limit settings go back to the configured ones.
+        """
         with self.lock:
             self._init_run_state()
