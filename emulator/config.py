@@ -93,8 +93,8 @@ class RateLimitConfig(_Strict):
     answered with the throttle error chosen by ``throttle_answer`` and not delivered.
     """
 
-    # Off by default for now: tests elsewhere run heavy loads against the emulator.
-    enabled: bool = False
+    # On by default, as on Graph; off only for measuring the worker without Meta's limits.
+    enabled: bool = True
     light_per_s: int = Field(default=100, ge=1)
     media_per_s: int = Field(default=10, ge=1)
     private_replies_per_h: int = Field(default=750, ge=1)

@@ -40,6 +40,8 @@ ENQUEUE_LUA = GCRA_LUA + _LUA.joinpath("enqueue.lua").read_text(encoding="utf-8"
 # The ARQ job key outlives the deadline by this much, so the worker can still report `expired`.
 JOB_TTL_MARGIN_MS = 3_600_000
 
+WAIT_MANY_POLL_S = 0.2
+
 IntentInput = MessageIntent | Mapping[str, Any] | str | bytes
 
 
@@ -216,6 +218,28 @@ class OutboundClient:
                 raise TimeoutError(f"no outcome for {key!r} within {timeout} s")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
+
+    async def wait_many(self, keys: Sequence[str], timeout: float = 60.0) -> dict[str, Outcome]:  # noqa: ASYNC109
+        """Wait for the outcomes of many keys with one pipelined poll per interval (not one
+        poller per key); raise TimeoutError naming how many are missing."""
+        pending = list(dict.fromkeys(keys))
+        found: dict[str, Outcome] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in pending:
+                    pipe.hget(self.keys.record(key), "outcome")
+                raw = await pipe.execute()
+            for key, value in zip(pending, raw, strict=True):
+                outcome = _decode_outcome(value)
+                if outcome is not None:
+                    found[key] = outcome
+            pending = [k for k in pending if k not in found]
+            if not pending:
+                return found
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(pending)} of {len(keys)} keys have no outcome yet")
+            await asyncio.sleep(WAIT_MANY_POLL_S)
 
     async def register_accounts(self, account_ids: Iterable[str]) -> None:
         """Mark accounts as served (the worker does this for the accounts it has tokens for)."""

@@ -52,6 +52,9 @@ class RateSettings(BaseModel):
     # Fraction of each limit the fleet aims at: the margin absorbs network jitter between
     # our send decision and Meta's clock.
     utilization: float = Field(default=0.95, gt=0, le=1)
+    # The limiter counts sends over the window plus this margin, so requests delayed on
+    # their way (network, a busy host) still never crowd into one of Meta's windows.
+    window_margin_ms: int = Field(default=100, ge=0, le=10_000)
     # Sends that may leave back to back before spacing applies (GCRA burst tolerance).
     burst: int = Field(default=4, ge=1)
     # `X-Business-Use-Case-Usage` at or above this slows the account by `slowdown_factor`

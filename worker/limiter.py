@@ -95,8 +95,9 @@ class Budget:
 
 
 def budgets(rate: RateSettings) -> dict[RateClass, Budget]:
-    def budget(per_window: float, window_ms: int) -> Budget:
+    def budget(per_window: float, meta_window_ms: int) -> Budget:
         limit = max(1, int(per_window * rate.utilization))
+        window_ms = meta_window_ms + rate.window_margin_ms
         return Budget(limit=limit, window_ms=window_ms, interval_ms=window_ms / limit)
 
     return {

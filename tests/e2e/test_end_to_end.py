@@ -173,8 +173,9 @@ async def test_enqueue_many_is_one_batch_with_per_item_results(
         "duplicate"
     ]
     assert isinstance(results[25].error, IntentError)
-    outcomes = [await client.wait(g["idempotency_key"], timeout=30) for g in good]
-    assert {o.status for o in outcomes} == {"sent"}
+    outcomes = await client.wait_many([g["idempotency_key"] for g in good], timeout=30)
+    assert len(outcomes) == 50
+    assert {o.status for o in outcomes.values()} == {"sent"}
 
 
 async def test_bad_intents_are_refused_at_enqueue_naming_every_problem(

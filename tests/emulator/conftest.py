@@ -14,6 +14,7 @@ from emulator import (
     CommentConfig,
     EmulatorConfig,
     EmulatorControl,
+    RateLimitConfig,
     run_emulator_process,
 )
 
@@ -35,6 +36,8 @@ def base_config() -> EmulatorConfig:
             AccountConfig(ig_id=IG_B, token=TOKEN_B, username="shop_b"),
         ],
         users={IG_A: [USER_1, USER_2], IG_B: [USER_B]},
+        # Off here (bursts in many tests); tests/emulator/test_rate_limits.py turns it on.
+        rate_limits=RateLimitConfig(enabled=False),
         comments=[
             CommentConfig(
                 comment_id=COMMENT, ig_id=IG_A, commenter_igsid=COMMENTER, created_at=time.time()

@@ -350,9 +350,13 @@ def test_injected_throttle_and_scripted_answers_still_work(shared: Emulator) -> 
 # --- off by default ------------------------------------------------------------------------------
 
 
-async def test_disabled_by_default_means_no_header_and_no_throttling(shared: Emulator) -> None:
+def test_limits_are_on_by_default_as_on_graph() -> None:
+    assert RateLimitConfig().enabled is True
+
+
+async def test_disabled_means_no_header_and_no_throttling(shared: Emulator) -> None:
     settings = shared.control.rate_limits()
-    assert settings == RateLimitConfig().model_dump(mode="json")
+    assert settings == RateLimitConfig(enabled=False).model_dump(mode="json")
     assert settings["enabled"] is False
     responses = await burst(shared.url, [TEXT] * 120 + [AUDIO] * 15)
     assert {r.status_code for r in responses} == {200}
@@ -385,7 +389,7 @@ def test_bad_settings_are_refused(shared: Emulator) -> None:
         assert info.value.response.status_code == 422
     response = httpx.put(f"{shared.url}/_emulator/rate_limits", json=[1])
     assert response.status_code == 400
-    assert shared.control.rate_limits() == RateLimitConfig().model_dump(mode="json")
+    assert shared.control.rate_limits() == RateLimitConfig(enabled=False).model_dump(mode="json")
 
 
 # --- the window arithmetic itself ----------------------------------------------------------------
