@@ -70,7 +70,9 @@ async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
     with structlog.contextvars.bound_contextvars(job_id=job_id, job_try=job_try, key=key):
         try:
             async with asyncio.timeout(services.settings.worker.job_timeout_s * 0.9):
-                return await _SendRun(services, raw, owner=f"{job_id}#{job_try}").run()
+                run = _SendRun(services, raw, owner=f"{job_id}#{job_try}")
+                run.enqueued_ms = _enqueued_ms(ctx.get("enqueue_time"))
+                return await run.run()
         except _Done as done:
             return done.result
         except Retry:
@@ -103,6 +105,17 @@ async def _internal_error(services: Services, raw: Any, key: str | None, exc: Ex
     raise Retry(defer=full_jitter(count + 1, 0.5, 30.0)) from None
 
 
+# ARQ's `et` (the enqueue script stamps it with Redis time); a raw job may carry 0 or junk.
+_PLAUSIBLE_MS = 1_500_000_000_000
+
+
+def _enqueued_ms(value: object) -> int | None:
+    if isinstance(value, datetime):
+        ms = int(value.timestamp() * 1000)
+        return ms if ms > _PLAUSIBLE_MS else None
+    return None
+
+
 def _dump(raw: Any) -> str:
     try:
         return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -124,9 +137,6 @@ class _SendRun:
     async def run(self) -> str:
         intent = await self._validate()
         self.intent = intent
-        record = await self.s.journal.read(intent.idempotency_key)
-        self.enqueued_ms = record.enqueued_ms
-        self.attempts = record.attempts
         deadline = self._deadline()
         await self._check_deadline(deadline)
         self._check_not_before(deadline)
@@ -355,6 +365,9 @@ class _SendRun:
         error: GraphErrorInfo | None = None,
     ) -> None:
         """Publish the terminal outcome (at most once, atomically) and end the job."""
+        if status is not OutcomeStatus.SENT and self.attempts == 0:
+            # Ending before a send in this run: earlier runs may have made attempts.
+            self.attempts = (await self.s.journal.read(self.intent.idempotency_key)).attempts
         outcome = make_outcome(
             key=self.intent.idempotency_key,
             status=status,
