@@ -49,3 +49,23 @@ def test_send_refuses_bad_intents_with_machine_readable_errors(tmp_path: Path) -
     row = json.loads(done.stdout)
     assert row["error"] == "invalid_intent"
     assert {p["loc"] for p in row["problems"]} == {"account_id", "recipient", "content"}
+
+
+def test_worker_refuses_rate_settings_that_make_no_sense() -> None:
+    done = _run(
+        ["worker"],
+        {
+            "IG_OUTBOUND_RATE__LIGHT_PER_S": "0",
+            "IG_OUTBOUND_RATE__MEDIA_PER_S": "-5",
+            "IG_OUTBOUND_RATE__BURST": "0",
+            "IG_OUTBOUND_RATE__UTILIZATION": "1.5",
+        },
+    )
+    assert done.returncode == 2
+    report = json.loads(done.stdout)
+    assert {p["setting"] for p in report["problems"]} == {
+        "rate.light_per_s",
+        "rate.media_per_s",
+        "rate.burst",
+        "rate.utilization",
+    }
