@@ -1,0 +1,82 @@
+"""The rate limiter's Lua against a real Redis: enforcement, reservations, pauses, slowdowns."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from producers.keys import Keys
+from producers.redis_util import resolve
+from producers.settings import RateSettings
+from worker.limiter import RateClass, RateLimiter, budgets, rate_class
+from worker.pauses import Pauses
+
+KEYS = Keys("t")
+ACCOUNT = "17841400000000001"
+
+
+def _limiter(r: aioredis.Redis, **rate: float) -> RateLimiter:
+    return RateLimiter(r, KEYS, RateSettings(**rate))
+
+
+def test_rate_classes_follow_meta() -> None:
+    assert rate_class("text", is_private_reply=False) is RateClass.LIGHT
+    assert rate_class("sticker", is_private_reply=False) is RateClass.LIGHT
+    assert rate_class("audio", is_private_reply=False) is RateClass.MEDIA
+    assert rate_class("video", is_private_reply=False) is RateClass.MEDIA
+    assert rate_class("text", is_private_reply=True) is RateClass.PRIVATE_REPLY
+
+
+def test_budgets_apply_utilization_and_margin() -> None:
+    b = budgets(RateSettings(light_per_s=100, utilization=0.95, window_margin_ms=100))
+    assert (b[RateClass.LIGHT].limit, b[RateClass.LIGHT].window_ms) == (95, 1100)
+    assert b[RateClass.MEDIA].limit == 9
+    assert b[RateClass.PRIVATE_REPLY].limit == 712
+    assert b[RateClass.PRIVATE_REPLY].window_ms == 3_600_100
+
+
+async def test_a_full_window_makes_the_next_send_wait_for_a_reserved_slot(
+    aredis: aioredis.Redis,
+) -> None:
+    limiter = _limiter(aredis, light_per_s=10, utilization=1.0, window_margin_ms=0, burst=1)
+    waits = [await limiter.acquire(ACCOUNT, RateClass.LIGHT, f"m{i}") for i in range(10)]
+    assert waits == [0.0] * 10
+    first = await limiter.acquire(ACCOUNT, RateClass.LIGHT, "m10")
+    second = await limiter.acquire(ACCOUNT, RateClass.LIGHT, "m11")
+    # The window frees up one second after the first send; later waiters get later slots.
+    assert 0.5 < first <= 1.0
+    assert second >= first + 0.09
+    assert await resolve(aredis.zcard(KEYS.rate_window(ACCOUNT, "light"))) == 10
+
+
+async def test_classes_and_accounts_have_separate_budgets(aredis: aioredis.Redis) -> None:
+    limiter = _limiter(aredis, light_per_s=2, media_per_s=2, utilization=1.0, burst=1)
+    assert [await limiter.acquire(ACCOUNT, RateClass.LIGHT, f"x{i}") for i in range(2)] == [0, 0]
+    assert await limiter.acquire(ACCOUNT, RateClass.LIGHT, "x2") > 0
+    assert await limiter.acquire(ACCOUNT, RateClass.MEDIA, "a") == 0
+    assert await limiter.acquire("17841400000000002", RateClass.LIGHT, "b") == 0
+
+
+async def test_a_pause_pushes_every_slot_past_its_end(aredis: aioredis.Redis) -> None:
+    limiter = _limiter(aredis, light_per_s=100)
+    await Pauses(aredis, KEYS).pause(ACCOUNT, 2.0, "throttled")
+    wait = await limiter.acquire(ACCOUNT, RateClass.LIGHT, "p")
+    assert 1.9 <= wait <= 2.1
+    # Nothing was counted as sent while paused.
+    assert await resolve(aredis.zcard(KEYS.rate_window(ACCOUNT, "light"))) == 0
+
+
+async def test_a_slowdown_scales_the_limit(aredis: aioredis.Redis) -> None:
+    limiter = _limiter(aredis, light_per_s=10, utilization=1.0, slowdown_factor=0.5, burst=1)
+    assert await limiter.slow_down(ACCOUNT) is True
+    assert await limiter.slow_down(ACCOUNT) is False  # already slowed
+    waits = [await limiter.acquire(ACCOUNT, RateClass.LIGHT, f"s{i}") for i in range(6)]
+    assert waits[:5] == [0.0] * 5
+    assert waits[5] > 0
+
+
+async def test_published_spacing_is_what_the_enqueue_script_reads(aredis: aioredis.Redis) -> None:
+    limiter = _limiter(aredis, light_per_s=100, utilization=0.95, window_margin_ms=100, burst=4)
+    await limiter.publish()
+    rates = await resolve(aredis.hgetall(KEYS.rates))
+    assert rates[b"burst"] == b"4"
+    assert abs(float(rates[b"light_interval_ms"]) - 1100 / 95) < 0.01
