@@ -54,7 +54,7 @@ if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('PEXPIRE', KEYS[1], window + 1000)
   local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
   if tat <= now then
-    redis.call('SET', KEYS[2], string.format('%d', now + interval),
+    redis.call('SET', KEYS[2], string.format('%.3f', now + interval),
       'PX', math.floor(60000 + interval))
   end
   return {'go', '0'}

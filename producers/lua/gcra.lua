@@ -6,7 +6,7 @@ local function reserve(tat_key, interval, burst, earliest)
   local slot = tat - (burst - 1) * interval
   if slot < earliest then slot = earliest end
   local new_tat = math.max(tat, slot) + interval
-  redis.call('SET', tat_key, string.format('%d', new_tat), 'PX',
+  redis.call('SET', tat_key, string.format('%.3f', new_tat), 'PX',
     math.max(math.floor(new_tat - earliest + 60000), 60000))
   return slot
 end

@@ -1,0 +1,92 @@
+"""The enqueue script's schedule: reserved slots per account, one queued intent per conversation."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from producers.enqueue import OutboundClient
+from producers.outcome import Outcome, OutcomeStatus
+from producers.redis_util import resolve
+from producers.settings import RateSettings, Settings
+from worker.journal import Journal
+from worker.limiter import RateLimiter
+
+PREFIX = "sched"
+A, B = "17841400000000001", "17841400000000002"
+
+
+def _intent(key: str, account: str, recipient: str, kind: str = "text") -> dict[str, Any]:
+    content: dict[str, Any] = (
+        {"kind": "text", "text": key} if kind == "text" else {"kind": kind, "url": "https://x.io/a"}
+    )
+    return {
+        "idempotency_key": key,
+        "account_id": account,
+        "recipient": {"id": recipient},
+        "content": content,
+    }
+
+
+async def _client(r: aioredis.Redis) -> OutboundClient:
+    settings = Settings(key_prefix=PREFIX, rate=RateSettings(burst=1))
+    client = OutboundClient(r, settings)
+    await client.register_accounts([A, B])
+    await RateLimiter(r, client.keys, settings.rate).publish()
+    return client
+
+
+async def _scores(r: aioredis.Redis, client: OutboundClient) -> dict[str, float]:
+    raw = await resolve(r.zrange(client.keys.queue, 0, -1, withscores=True))
+    return {m.decode().removeprefix(f"{PREFIX}:"): s for m, s in raw}
+
+
+async def test_a_backlog_is_spread_over_reserved_slots_and_other_accounts_go_first(
+    aredis: aioredis.Redis,
+) -> None:
+    client = await _client(aredis)
+    await client.enqueue_many([_intent(f"a{i}", A, f"1{i:04d}") for i in range(200)])
+    await client.enqueue(_intent("b0", B, "20000"))
+    scores = await _scores(aredis, client)
+    a_slots = sorted(scores[f"a{i}"] for i in range(200))
+    gaps = [y - x for x, y in itertools.pairwise(a_slots)]
+    # 95 sends per 1.1 s: one slot every ~11.6 ms, so 200 intents span ~2.3 s.
+    assert min(gaps) >= 11 and a_slots[-1] - a_slots[0] >= 2300
+    # Account B's intent, enqueued after all of A's, is due before almost all of them.
+    assert sum(1 for s in a_slots if s <= scores["b0"]) <= 2
+
+
+async def test_media_has_its_own_slower_schedule(aredis: aioredis.Redis) -> None:
+    client = await _client(aredis)
+    await client.enqueue_many([_intent(f"v{i}", A, f"3{i:04d}", "video") for i in range(5)])
+    await client.enqueue(_intent("t0", A, "40000"))
+    scores = await _scores(aredis, client)
+    video = sorted(scores[f"v{i}"] for i in range(5))
+    assert all(y - x >= 110 for x, y in itertools.pairwise(video))  # 9 per 1.1 s
+    assert scores["t0"] <= video[1]  # text does not queue behind video
+
+
+async def test_one_intent_per_conversation_is_queued_and_the_next_follows_its_outcome(
+    aredis: aioredis.Redis,
+) -> None:
+    client = await _client(aredis)
+    results = await client.enqueue_many([_intent(f"c{i}", A, "55555") for i in range(3)])
+    assert [r.status for r in results] == ["queued"] * 3
+    assert set(await _scores(aredis, client)) == {"c0"}
+    journal = Journal(aredis, client.keys, maxlen=1000, retention_s=3600)
+    done = Outcome(key="c0", status=OutcomeStatus.SENT, finished_at=datetime.now(UTC))
+    assert await journal.finish(done, "{}") is True
+    # (ARQ removes c0's own job from the queue when the job returns; no worker runs here.)
+    await aredis.zrem(client.keys.queue, client.keys.job_id("c0"))
+    assert set(await _scores(aredis, client)) == {"c1"}
+    # A failed intent releases its conversation just the same.
+    failed = Outcome(key="c1", status=OutcomeStatus.FAILED, finished_at=datetime.now(UTC))
+    assert await journal.finish(failed, "{}") is True
+    await aredis.zrem(client.keys.queue, client.keys.job_id("c1"))
+    assert set(await _scores(aredis, client)) == {"c2"}
+    assert await journal.finish(failed.model_copy(update={"key": "c2"}), "{}") is True
+    assert set(await _scores(aredis, client)) == {"c2"}
+    assert await resolve(aredis.exists(client.keys.conversation(A, "id:55555"))) == 0
