@@ -22,8 +22,7 @@ def _print_json(data: object) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run a worker (same as `arq worker.WorkerSettings`)."""
-    from arq import run_worker
+    """Run a worker (`arq worker.WorkerSettings` too, but this one also outlives Redis outages)."""
     from pydantic import ValidationError
 
     from producers.settings import get_settings
@@ -43,8 +42,9 @@ def worker() -> None:
         raise typer.Exit(2) from None
 
     from worker import WorkerSettings
+    from worker.supervisor import run_supervised
 
-    run_worker(WorkerSettings)
+    run_supervised(WorkerSettings)
 
 
 @app.command()

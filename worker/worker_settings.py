@@ -40,7 +40,8 @@ def redis_settings(settings: Settings) -> RedisSettings:
     rs.conn_retries = 30
     rs.conn_retry_delay = 1
     rs.retry_on_timeout = True
-    rs.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+    # OSError: a refused connect reaches redis-py's retry as ConnectionRefusedError.
+    rs.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
     rs.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=20)
     return rs
 

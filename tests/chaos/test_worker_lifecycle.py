@@ -1,0 +1,153 @@
+"""A worker's life and death: SIGTERM drains, Redis goes away and comes back, SIGKILL mid-send.
+
+Each test runs its own stack (`stack` fixture: Redis with AOF, the emulator, worker
+processes with `FAST_ENV`, i.e. job timeout 4 s, so ARQ re-runs a killed worker's job once
+its in-progress key expires, 4 + 10 = 14 s after pickup).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from bench.soak import ChaosStack, wait_until
+from producers.localstack import WorkerProcess
+from producers.outcome import Outcome
+
+
+def _keys(label: str, n: int) -> list[str]:
+    run = uuid.uuid4().hex[:8]
+    return [f"{label}-{run}-{i}" for i in range(n)]
+
+
+def _no_outcome(stack: ChaosStack, keys: list[str]) -> list[str]:
+    return [k for k in keys if "outcome" not in stack.record(k)]
+
+
+def _assert_books_balance(stack: ChaosStack, keys: list[str]) -> None:
+    ledger = stack.ledger(keys)
+    assert ledger.violations() == []
+    assert ledger.status_counts() == {"sent": len(keys)}
+
+
+def test_sigterm_drains_in_flight_sends_before_exit(stack: ChaosStack) -> None:
+    """SIGTERM while several sends wait on Graph: the worker finishes them, then exits 0."""
+    stack.control.set_faults(latency_ms=1500, seed=1)  # each send takes ~1.5 s
+    worker = stack.start_worker(IG_OUTBOUND_GRAPH__READ_TIMEOUT_S="3")
+    stack.wait_registered()
+    keys = _keys("drain", 6)
+    stack.enqueue([stack.intent(k, i) for i, k in enumerate(keys)])
+    wait_until(
+        lambda: all(stack.record(k).get("state") == "sending" for k in keys),
+        20,
+        "all six sends to be in flight",
+    )
+    assert stack.deliveries()[0] == {}, "the sends are still in flight at SIGTERM"
+
+    code = stack.stop_worker(worker, grace_s=30)
+
+    assert code == 0, stack.log_tail()
+    # Nobody else runs: whatever is there was done by the draining worker before it exited.
+    assert [stack.record(k).get("state") for k in keys] == ["sent"] * len(keys)
+    deliveries, _ = stack.deliveries()
+    assert {k: deliveries[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert stack.db.hget(stack.keys.counters, "ambiguous_sends") is None
+    _assert_books_balance(stack, keys)
+
+
+def _outage_with_intents_queued(stack: ChaosStack, keys: list[str], down_s: float) -> None:
+    stack.enqueue([stack.intent(k, i) for i, k in enumerate(keys)])
+    wait_until(lambda: stack.outcome_count() >= 20, 30, "the first outcomes")
+    stack.redis.stop()  # SIGTERM: Redis writes its AOF and exits
+    time.sleep(down_s)
+    stack.redis.start()  # same port, same data directory
+
+
+def test_worker_survives_a_redis_outage(stack: ChaosStack) -> None:
+    """Redis down for 3 s under a running worker: the same process lives on, loses nothing."""
+    stack.control.set_faults(latency_ms=20, latency_jitter_ms=20, seed=2)
+    worker = stack.start_worker(IG_OUTBOUND_WORKER__MAX_JOBS="10")
+    stack.wait_registered()
+    keys = _keys("outage", 300)
+
+    _outage_with_intents_queued(stack, keys, down_s=3.0)
+
+    wait_until(lambda: not worker.alive() or not _no_outcome(stack, keys), 90, "the queue to drain")
+    assert worker.alive(), f"worker {worker.pid} died in the outage\n{stack.log_tail()}"
+    _assert_books_balance(stack, keys)
+
+
+def test_a_redis_outage_loses_nothing_when_dead_workers_are_restarted(
+    stack: ChaosStack,
+) -> None:
+    """Redis down for 3 s with intents queued and in flight; a supervisor restarts any worker
+    that exits (as systemd or Kubernetes would): every intent still ends `sent`, once."""
+    stack.control.set_faults(latency_ms=20, latency_jitter_ms=20, seed=3)
+    stack.start_worker(IG_OUTBOUND_WORKER__MAX_JOBS="10")
+    stack.wait_registered()
+    keys = _keys("outage-supervised", 300)
+
+    _outage_with_intents_queued(stack, keys, down_s=3.0)
+
+    restarts = 0
+    deadline = time.monotonic() + 120
+    while _no_outcome(stack, keys):
+        assert time.monotonic() < deadline, (
+            f"{len(_no_outcome(stack, keys))} intents without outcome\n{stack.log_tail()}"
+        )
+        for dead in [w for w in stack.workers if not w.alive()]:
+            stack.kill_worker(dead)  # reap it and close its log
+            stack.start_worker(IG_OUTBOUND_WORKER__MAX_JOBS="10")
+            restarts += 1
+        time.sleep(0.1)
+    print(f"\nredis outage: {len(keys)} intents, {restarts} worker restart(s) needed")
+    _assert_books_balance(stack, keys)
+
+
+@pytest.mark.parametrize(
+    ("policy", "status", "deliveries", "ambiguous"),
+    [("resend", "sent", 2, 1), ("fail", "unknown", 1, 0)],
+)
+def test_sigkill_mid_send_ends_in_exactly_one_outcome(
+    stack: ChaosStack, policy: str, status: str, deliveries: int, ambiguous: int
+) -> None:
+    """kill -9 while the POST waits for Graph's answer (Graph got the message): ARQ re-runs
+    the job after its in-progress key expires; the re-run finds the expired send lease,
+    an ambiguous send. `resend` resends it and counts it; `fail` ends it `unknown`."""
+    env = {"IG_OUTBOUND_AMBIGUOUS_POLICY": policy, "IG_OUTBOUND_GRAPH__READ_TIMEOUT_S": "3"}
+    worker = stack.start_worker(**env)
+    stack.wait_registered()
+    (key,) = _keys(f"sigkill-{policy}", 1)
+    # Graph takes the message, then its answer hangs for 60 s.
+    stack.control.script([{"status": 200, "code": None, "hang_s": 60}])
+    stack.enqueue([stack.intent(key)])
+    wait_until(lambda: stack.deliveries()[0][key] == 1, 20, "Graph to receive the message")
+
+    killed_at = time.monotonic()
+    stack.kill_worker(worker)
+    record = stack.record(key)
+    assert (record.get("state"), record.get("attempts")) == ("sending", "1"), record
+    replacement: WorkerProcess = stack.start_worker(**env)
+
+    wait_until(lambda: stack.record(key).get("state") != "sending", 60, "the re-run")
+    picked_up = time.monotonic() - killed_at
+    wait_until(lambda: "outcome" in stack.record(key), 60, "the outcome")
+    done = time.monotonic() - killed_at
+    print(
+        f"\nSIGKILL mid-send ({policy}): picked up again {picked_up:.1f} s and finished "
+        f"{done:.1f} s after the kill (job timeout 4 s: ARQ in-progress TTL 14 s from pickup)"
+    )
+    assert replacement.alive()
+
+    ledger = stack.ledger([key])
+    assert ledger.statuses == {key: status}
+    assert ledger.stream[key] == 1, "exactly one outcome on the stream"
+    assert ledger.deliveries[key] == deliveries
+    assert ledger.ambiguous == {key: ambiguous}
+    assert ledger.ambiguous_counter == ambiguous
+    assert ledger.violations() == []
+    if policy == "fail":
+        outcome = Outcome.model_validate_json(stack.record(key)["outcome"])
+        assert outcome.reason == "ambiguous_send"
