@@ -55,8 +55,10 @@ class RateSettings(BaseModel):
     # The limiter counts sends over the window plus this margin, so requests delayed on
     # their way (network, a busy host) still never crowd into one of Meta's windows.
     window_margin_ms: int = Field(default=100, ge=0, le=10_000)
-    # Sends that may leave back to back before spacing applies (GCRA burst tolerance).
-    burst: int = Field(default=4, ge=1)
+    # Sends that may leave back to back before spacing applies (GCRA burst tolerance) in
+    # the per-second classes. 1 spaces every send: bursts above it would only meet a full
+    # window and wait.
+    burst: int = Field(default=1, ge=1)
     # `X-Business-Use-Case-Usage` at or above this slows the account by `slowdown_factor`
     # for `slowdown_s` (someone else may be using the same account's budget).
     slowdown_usage_pct: float = Field(default=98.0, gt=0, le=100)

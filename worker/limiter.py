@@ -29,7 +29,11 @@ from producers.redis_util import resolve
 from producers.settings import RateSettings
 
 # KEYS: window, tat, pause, slow. ARGV: limit per window, window ms, interval ms, burst,
-# member, slowdown factor. -> {'go', 0} | {'wait', ms}
+# member, slowdown factor, '1' = reserve a new slot if the window is full.
+# -> {'go', 0} | {'wait', ms}
+# A full window usually means this send came a hair early for its own reserved slot (ARQ's
+# poll, a busy host): it waits for the window's oldest send to age out, keeping its place.
+# Only a send that keeps finding the window full reserves a new slot (after the backlog).
 _ACQUIRE = (
     GCRA_LUA
     + """
@@ -60,6 +64,9 @@ if redis.call('ZCARD', KEYS[1]) < limit then
   return {'go', '0'}
 end
 local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+if ARGV[7] ~= '1' then
+  return {'wait', string.format('%d', oldest + window - now + 1)}
+end
 local slot = reserve(KEYS[2], interval, burst, oldest + window)
 return {'wait', string.format('%d', slot - now)}
 """
@@ -87,23 +94,34 @@ def rate_class(kind: str, is_private_reply: bool) -> RateClass:
 
 @dataclass(frozen=True)
 class Budget:
-    """One class's limit as enforced: `limit` sends per `window_ms`, slots `interval_ms` apart."""
+    """One class's limit as enforced: `limit` sends per `window_ms`, slots `interval_ms` apart,
+    `burst` of them at once."""
 
     limit: int
     window_ms: int
     interval_ms: float
+    burst: int
 
 
 def budgets(rate: RateSettings) -> dict[RateClass, Budget]:
-    def budget(per_window: float, meta_window_ms: int) -> Budget:
+    def budget(per_window: float, meta_window_ms: int, burst: int | None = None) -> Budget:
         limit = max(1, int(per_window * rate.utilization))
         window_ms = meta_window_ms + rate.window_margin_ms
-        return Budget(limit=limit, window_ms=window_ms, interval_ms=window_ms / limit)
+        return Budget(
+            limit=limit,
+            window_ms=window_ms,
+            interval_ms=window_ms / limit,
+            burst=min(burst or rate.burst, limit),
+        )
 
     return {
         RateClass.LIGHT: budget(rate.light_per_s, 1000),
         RateClass.MEDIA: budget(rate.media_per_s, 1000),
-        RateClass.PRIVATE_REPLY: budget(rate.private_replies_per_h, 3_600_000),
+        # Meta counts these per hour: the hour's budget may go at once (spacing them over
+        # the hour would hold a handful of replies back for minutes).
+        RateClass.PRIVATE_REPLY: budget(
+            rate.private_replies_per_h, 3_600_000, burst=int(rate.private_replies_per_h)
+        ),
     }
 
 
@@ -117,13 +135,17 @@ class RateLimiter:
 
     async def publish(self) -> None:
         """Write the slot spacing per class for the enqueue script (no secrets in it)."""
-        mapping: dict[str, str] = {"burst": str(self._rate.burst)}
+        mapping: dict[str, str] = {}
         for cls, b in self._budgets.items():
             mapping[f"{cls.value}_interval_ms"] = f"{b.interval_ms:.3f}"
+            mapping[f"{cls.value}_burst"] = str(b.burst)
         await resolve(self._redis.hset(self._keys.rates, mapping=mapping))
 
-    async def acquire(self, account_id: str, cls: RateClass, member: str) -> float:
-        """0 if the send may go now (it is counted), else seconds until its reserved slot."""
+    async def acquire(
+        self, account_id: str, cls: RateClass, member: str, *, reserve: bool = False
+    ) -> float:
+        """0 if the send may go now (it is counted), else seconds to wait: until the window
+        frees up, or with `reserve` (or while paused) until a newly reserved slot."""
         b = self._budgets[cls]
         reply = await self._acquire(
             keys=[
@@ -133,8 +155,8 @@ class RateLimiter:
                 self._keys.slow(account_id),
             ],
             args=[
-                b.limit, b.window_ms, f"{b.interval_ms:.3f}", self._rate.burst, member,
-                self._rate.slowdown_factor,
+                b.limit, b.window_ms, f"{b.interval_ms:.3f}", b.burst, member,
+                self._rate.slowdown_factor, "1" if reserve else "0",
             ],
         )  # fmt: skip
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])

@@ -72,7 +72,7 @@ if is_head and run_at == now_ms then
   local rates = prefix .. ':rates'
   local interval = tonumber(redis.call('HGET', rates, class .. '_interval_ms') or '0')
   if interval and interval > 0 then
-    local burst = tonumber(redis.call('HGET', rates, 'burst') or '1')
+    local burst = tonumber(redis.call('HGET', rates, class .. '_burst') or '1')
     local pause = math.max(redis.call('PTTL', prefix .. ':pause:' .. account), 0)
     score = reserve(prefix .. ':tat:' .. account .. ':' .. class, interval, burst, now_ms + pause)
   end
