@@ -1,0 +1,874 @@
+"""Rates: limiter precision, burst drain, latency at half load, fairness, worker scaling.
+
+    .venv/bin/python -m bench.rates [--only NAME[,NAME...]] [--workers K] [--json-out FILE]
+
+Every sub-benchmark runs against its own private Redis and one Graph emulator process with
+Meta's per-account limits ON (100/s light, 10/s audio/video, private replies per hour), with
+real `ig-outbound worker` processes, and prints a human summary and one JSON line:
+
+* precision: three accounts flooded at once, one per rate class (light text, audio/video,
+  private replies to registered comments); per class the sustained rate the emulator saw
+  against the limit, the most calls in any of Meta's windows, and violations.
+* burst: 20,000 text replies across 200 accounts (100 each, each to its own recipient)
+  enqueued at once; drain time against what the limits allow and against the CPU floor.
+* latency: a paced producer offers half of one account's limit to a few accounts for ~20 s;
+  enqueue->outcome and enqueue->arrival-at-Graph percentiles.
+* fairness: one account with a 20,000-intent backlog sending at full rate; single intents of
+  another account, a few seconds apart: their latency and how many busy sends overtook them.
+* scaling: the same N (rate limit not binding) with 1, 2 and 4 worker processes.
+
+Stack start-up, CPU accounting, `ours`/`floor` phases and the output conventions come from
+bench/throughput.py. Every wait is bounded (`--timeout`); every process is stopped at the end,
+also on errors and SIGTERM. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+import time
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.throughput import (
+    START_TIMEOUT_S,
+    BenchAccount,
+    BenchError,
+    PhaseResult,
+    _accounts,
+    _calibrate_ms,
+    _chunks,
+    _delta,
+    _find_emulator_pid,
+    _git_revision,
+    _on_sigterm,
+    _pct,
+    _Procs,
+    _Run,
+    _run_floor,
+    _run_ours,
+    _snapshot,
+    _sync,
+    _wait,
+    _wait_pollers,
+)
+from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
+from emulator.config import AccountConfig, CommentConfig, RateLimitConfig
+from producers.enqueue import SyncOutboundClient
+from producers.keys import Keys
+from producers.localstack import RedisServer
+from producers.outcome import Outcome
+from producers.settings import RateSettings, Settings
+from worker.limiter import RateClass, budgets
+
+SUB_BENCHMARKS = ("precision", "burst", "latency", "fairness", "scaling")
+META_WINDOW_S = {"light": 1.0, "media": 1.0, "private_reply": 3600.0}
+
+
+# --- the stack -----------------------------------------------------------------------------
+
+
+def _start_stack(
+    stack: ExitStack,
+    args: argparse.Namespace,
+    accounts: Sequence[BenchAccount],
+    *,
+    comments: Sequence[CommentConfig] = (),
+    rate_limits: RateLimitConfig | None = None,
+) -> _Run:
+    """Private Redis + one emulator process (Meta's limits on, any recipient) -> a `_Run`."""
+    log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="igo-rates-")))
+    server = stack.enter_context(RedisServer())
+    config = EmulatorConfig(
+        accounts=[
+            AccountConfig(ig_id=a.ig_id, token=a.token, username=f"rates{i}")
+            for i, a in enumerate(accounts)
+        ],
+        allow_any_recipient=True,
+        comments=list(comments),
+        rate_limits=rate_limits or RateLimitConfig(enabled=True),
+    )
+    graph_url = stack.enter_context(run_emulator_process(config))
+    control = stack.enter_context(EmulatorControl(graph_url, timeout=60.0))
+    r = redis.Redis.from_url(server.url)
+    stack.callback(r.close)
+    return _Run(
+        args,
+        secrets.token_hex(3),
+        server.url,
+        graph_url,
+        control,
+        r,
+        list(accounts),
+        log_dir,
+        _find_emulator_pid(),
+    )
+
+
+def _start_workers(
+    stack: ExitStack,
+    run: _Run,
+    k: int,
+    tag: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> tuple[_Procs, SyncOutboundClient, Keys]:
+    """K `ig-outbound worker` processes on their own key prefix, registered and polling."""
+    prefix = f"igo-{tag}-{run.run_id}"
+    keys = Keys(prefix)
+    procs = _Procs(run.log_dir, tag)
+    stack.callback(procs.stop)
+    procs.start_ours({**run.base_env(prefix, tag), **(extra_env or {})}, k)
+    settings = Settings(redis_url=run.redis_url, key_prefix=prefix)
+    client = stack.enter_context(SyncOutboundClient.connect(run.redis_url, settings))
+
+    def registered() -> tuple[bool, str]:
+        have = int(_sync(run.r.scard(keys.accounts)))
+        return have >= len(run.accounts), f"{have}/{len(run.accounts)} accounts registered"
+
+    # Workers publish the slot spacing before they register accounts: registered => published.
+    _wait("accounts to be registered", registered, START_TIMEOUT_S, procs)
+    _wait_pollers(run.r, k, procs)
+    return procs, client, keys
+
+
+def _enqueue(client: SyncOutboundClient, intents: Sequence[dict[str, Any]], chunk: int) -> None:
+    for part in _chunks(intents, chunk):
+        refused = [r for r in client.enqueue_many(part) if r.status != "queued"]
+        if refused:
+            raise BenchError(f"{len(refused)} intents not queued, e.g. {refused[0]}")
+
+
+def _wait_outcomes(run: _Run, keys: Keys, target: int, procs: _Procs, what: str) -> None:
+    def check() -> tuple[bool, str]:
+        have = int(_sync(run.r.xlen(keys.outcomes)))
+        return have >= target, f"{have}/{target} outcomes"
+
+    _wait(what, check, run.args.timeout, procs)
+
+
+def _read_outcomes(r: redis.Redis, keys: Keys, key_prefix: str) -> dict[str, Outcome]:
+    found: dict[str, Outcome] = {}
+    for _, entry in _sync(r.xrange(keys.outcomes)):
+        outcome = Outcome.model_validate_json(entry[b"outcome"])
+        if outcome.key.startswith(key_prefix):
+            if outcome.key in found:
+                raise BenchError(f"two outcomes for {outcome.key}")
+            found[outcome.key] = outcome
+    return found
+
+
+def _all_sent(outcomes: Mapping[str, Outcome], n: int, tag: str) -> None:
+    not_sent = {k: o.status.value for k, o in outcomes.items() if o.status.value != "sent"}
+    if len(outcomes) != n or not_sent:
+        sample = dict(list(not_sent.items())[:5])
+        raise BenchError(f"{tag}: {len(outcomes)} outcomes for {n} intents, not sent: {sample}")
+
+
+def _text(key: str, account: str, recipient: str, text: str) -> dict[str, Any]:
+    return {
+        "idempotency_key": key,
+        "account_id": account,
+        "recipient": {"id": recipient},
+        "content": {"kind": "text", "text": text},
+    }
+
+
+def _call_key(call: Mapping[str, Any]) -> str | None:
+    """The idempotency key our intents put first in their text (None for other calls)."""
+    text = call["body"].get("message", {}).get("text")
+    return text.split(" ", 1)[0] if isinstance(text, str) else None
+
+
+def _ms_stats(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "p50": round(_pct(values, 0.50), 1),
+        "p90": round(_pct(values, 0.90), 1),
+        "p99": round(_pct(values, 0.99), 1),
+        "max": round(max(values), 1),
+    }
+
+
+def _meta(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git_revision(),
+        "cpus": os.cpu_count(),
+        "calibration_ms": args.calibration_ms,
+        "loadavg_before": [round(v, 2) for v in os.getloadavg()],
+        "log_level": args.log_level or "default",
+    }
+
+
+def _our_pace(rate: RateSettings) -> dict[str, dict[str, float]]:
+    """Per class what our limiter allows: sends per window, window, and the steady pace."""
+    return {
+        cls.value: {
+            "limit": b.limit,
+            "window_s": b.window_ms / 1000,
+            "interval_ms": round(b.interval_ms, 3),
+            "pace_per_s": round(1000 / b.interval_ms, 3),
+        }
+        for cls, b in budgets(rate).items()
+    }
+
+
+# --- 1. precision --------------------------------------------------------------------------
+
+
+def _sustained(times: Sequence[float], skip: int) -> tuple[float, float]:
+    """(sends per second after the first `skip` sends, seconds first->last send)."""
+    ordered = sorted(times)
+    if len(ordered) < 2:
+        return 0.0, 0.0
+    k = min(skip, len(ordered) - 2)
+    span = ordered[-1] - ordered[k]
+    return ((len(ordered) - 1 - k) / span if span > 0 else 0.0), ordered[-1] - ordered[0]
+
+
+def _slot_gaps(times: Sequence[float], skip: int, interval_s: float) -> tuple[int, int]:
+    """After the first `skip` sends: (gaps longer than 1.5 slot intervals, slots they span)."""
+    ordered = sorted(times)[skip:]
+    gaps = [b - a for a, b in pairwise(ordered) if b - a > 1.5 * interval_s]
+    return len(gaps), sum(round(g / interval_s) - 1 for g in gaps)
+
+
+def _overtaken(calls: Sequence[Mapping[str, Any]], skip: int) -> list[int]:
+    """Per send, in arrival order: how many intents enqueued after it reached Graph first.
+    The enqueue index is the recipient id without its first `skip` digits."""
+    seen: list[int] = []
+    out = []
+    for call in sorted(calls, key=lambda c: c["arrived_at"]):
+        i = int(call["recipient_id"][skip:])
+        pos = bisect_left(seen, i)
+        out.append(len(seen) - pos)
+        seen.insert(pos, i)
+    return out
+
+
+def _job_runs(before: Any, after: Any) -> int:
+    """ARQ job runs between two `_snapshot`s (ARQ INCRs a job's try counter on every run)."""
+    return int(after.commands.get("incrby", 0) - before.commands.get("incrby", 0))
+
+
+def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
+    meta = _meta(args)
+    light, media, pr = _accounts(3, 0)
+    now = time.time()
+    comments = [
+        CommentConfig(
+            comment_id=f"1790{i:010d}",
+            ig_id=pr.ig_id,
+            commenter_igsid=f"1255{i:010d}",
+            created_at=now - 60,
+        )
+        for i in range(args.pr_n)
+    ]
+    rate = RateSettings(private_replies_per_h=args.pr_per_h)
+    pace = _our_pace(rate)
+    with ExitStack() as stack:
+        run = _start_stack(
+            stack,
+            args,
+            [light, media, pr],
+            comments=comments,
+            rate_limits=RateLimitConfig(enabled=True, private_replies_per_h=args.pr_per_h),
+        )
+        env = {"IG_OUTBOUND_RATE__PRIVATE_REPLIES_PER_H": str(args.pr_per_h)}
+        procs, client, keys = _start_workers(stack, run, args.workers, "precision", env)
+        tag = f"p-{run.run_id}"
+        intents: list[dict[str, Any]] = [
+            _text(f"{tag}-l{i}", light.ig_id, f"30{i:08d}", f"{tag}-l{i} light flood")
+            for i in range(args.light_n)
+        ]
+        intents += [
+            {
+                "idempotency_key": f"{tag}-m{i}",
+                "account_id": media.ig_id,
+                "recipient": {"id": f"31{i:08d}"},
+                "content": {
+                    "kind": "audio" if i % 2 else "video",
+                    "url": f"https://cdn.example.com/{tag}/{i}.mp4",
+                },
+            }
+            for i in range(args.media_n)
+        ]
+        intents += [
+            {
+                "idempotency_key": f"{tag}-r{i}",
+                "account_id": pr.ig_id,
+                "recipient": {"comment_id": c.comment_id},
+                "content": {"kind": "text", "text": f"{tag}-r{i} thanks for your comment"},
+            }
+            for i, c in enumerate(comments)
+        ]
+        total = len(intents)
+        before = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        _enqueue(client, intents, args.chunk)
+        _wait_outcomes(run, keys, total, procs, "the precision outcomes")
+        after = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        elapsed = after.at - before.at
+        _all_sent(_read_outcomes(run.r, keys, tag), total, "precision")
+        stats = run.control.stats()
+        calls = run.control.calls()["calls"]
+        procs.stop()
+    limits = {"light": 100.0, "media": 10.0, "private_reply": float(args.pr_per_h)}
+    accounts = {"light": light.ig_id, "media": media.ig_id, "private_reply": pr.ig_id}
+    classes: dict[str, dict[str, Any]] = {}
+    for cls, account in accounts.items():
+        mine = [c for c in calls if c["ig_id"] == account]
+        times = [c["arrived_at"] for c in mine]
+        # Recipients are <2-4 digit class marker><index>: the index is the enqueue order.
+        skip = 4 if cls == "private_reply" else 2
+        overtaken = _overtaken(mine, skip)
+        sustained, span = _sustained(times, rate.burst)
+        gaps, lost = _slot_gaps(times, rate.burst, pace[cls]["interval_ms"] / 1000)
+        limit_per_s = limits[cls] / META_WINDOW_S[cls]
+        classes[cls] = {
+            "account": account,
+            "sent": len(times),
+            "first_to_last_s": round(span, 3),
+            "sustained_per_s": round(sustained, 3),
+            "meta_limit": limits[cls],
+            "meta_window_s": META_WINDOW_S[cls],
+            "ratio_to_meta": round(sustained / limit_per_s, 4),
+            "ours": pace[cls],
+            "ratio_to_our_pace": round(sustained / pace[cls]["pace_per_s"], 4),
+            "max_calls_in_any_window": stats["max_calls_in_any_window"].get(account, {}).get(cls),
+            "violations": stats["violations_by_account_class"].get(account, {}).get(cls, 0),
+            # Sends that reached Graph after >= 10 intents enqueued after them (a refused
+            # send is re-reserved at the end of the account's schedule).
+            "sent_behind_10_or_more_later": sum(1 for o in overtaken if o >= 10),
+            "max_overtaken_by": max(overtaken, default=0),
+            "gaps_over_1_5_slots": gaps,
+            "slots_skipped_in_gaps": lost,
+        }
+    result = {
+        "bench": "rates.precision",
+        **meta,
+        "workers": args.workers,
+        "intents": total,
+        "elapsed_s": round(elapsed, 3),
+        "pr_per_h": args.pr_per_h,
+        "utilization": rate.utilization,
+        "window_margin_ms": rate.window_margin_ms,
+        "burst": rate.burst,
+        "classes": classes,
+        "violations": stats["violations"],
+        "rejected": stats["rejected"],
+        "reruns_per_intent": round(_job_runs(before, after) / total - 1, 3),
+        "cpu_util": _delta(before, after, total, {})[3],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    print(
+        f"precision  {total} intents, {args.workers} workers, {elapsed:.1f} s; "
+        f"violations {stats['violations']}, rejected {stats['rejected']}, "
+        f"ARQ re-runs/intent {result['reruns_per_intent']:g}"
+    )
+    for cls, c in classes.items():
+        window = "1 s" if c["meta_window_s"] == 1.0 else "1 h"
+        print(
+            f"  {cls:<13} {c['sent']:>5} sent  sustained {c['sustained_per_s']:8.3f}/s  "
+            f"Meta {c['meta_limit']:g}/{window} -> ratio {c['ratio_to_meta']:.3f}  "
+            f"(our pace {c['ours']['pace_per_s']:g}/s, ratio {c['ratio_to_our_pace']:.3f})  "
+            f"max in any {window} window {c['max_calls_in_any_window']}  "
+            f"violations {c['violations']}"
+        )
+        print(
+            f"  {'':<13} gaps > 1.5 slot intervals after the first {rate.burst}: "
+            f"{c['gaps_over_1_5_slots']} (spanning {c['slots_skipped_in_gaps']} unused slots); "
+            f"sent behind >= 10 later intents: {c['sent_behind_10_or_more_later']} "
+            f"(max overtaken by {c['max_overtaken_by']})"
+        )
+    return result
+
+
+# --- 2. burst ------------------------------------------------------------------------------
+
+
+def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
+    meta = _meta(args)
+    per_account = math.ceil(args.burst_n / args.burst_accounts)
+    accounts = _accounts(args.burst_accounts, per_account)
+    rate = RateSettings()
+    light = budgets(rate)[RateClass.LIGHT]
+    with ExitStack() as stack:
+        run = _start_stack(stack, args, accounts)
+        ours = _run_ours(run, args.burst_n, args.workers)
+        stats = run.control.stats()
+        calls = run.control.calls()["calls"]
+        floor: PhaseResult | None = None
+        if args.floor_n:
+            floor = _run_floor(replace(run, run_id=run.run_id + "f"), args.floor_n, args.workers)
+    counts = Counter(c["ig_id"] for c in calls)
+    most = max(counts.values())
+    arrivals = sorted(c["arrived_at"] for c in calls)
+    # Meta's limit alone: at most L calls in any 1 s window. Fluid: most / L seconds; exact:
+    # the (L+1)-th call must come a full window after the first, so floor((most-1)/L) windows.
+    meta_fluid_s = most / 100.0
+    meta_exact_s = math.floor((most - 1) / 100) * 1.0
+    # Our limiter: `burst` slots at once, then one per interval (GCRA), per account.
+    ours_schedule_s = max(most - rate.burst, 0) * light.interval_ms / 1000
+    floor_s = args.burst_n / floor.rate if floor else None
+    busiest_window = max(v.get("light", 0) for v in stats["max_calls_in_any_window"].values())
+    result = {
+        "bench": "rates.burst",
+        **meta,
+        "n": args.burst_n,
+        "accounts": args.burst_accounts,
+        "per_account_max": most,
+        "workers": args.workers,
+        "drain_s": ours.elapsed_s,
+        "enqueue_s": ours.enqueue_s,
+        "sends_per_s": ours.rate,
+        "first_to_last_arrival_s": round(arrivals[-1] - arrivals[0], 3),
+        "theoretical_min_s": {
+            "meta_fluid": round(meta_fluid_s, 3),
+            "meta_exact": meta_exact_s,
+            "our_limiter_schedule": round(ours_schedule_s, 3),
+            "cpu_floor_bare_arq": round(floor_s, 1) if floor_s else None,
+        },
+        "floor_rate": floor.rate if floor else None,
+        "floor_n": args.floor_n,
+        "violations": stats["violations"],
+        "rejected": stats["rejected"],
+        "max_light_calls_in_any_1s_window": busiest_window,
+        "latency_ms": ours.latency_ms,
+        "cpu_util": ours.cpu_util,
+        "worker_cpu_ms_per_intent": ours.worker_cpu_ms_per_intent,
+        "redis_cmds_per_intent": ours.redis_cmds_per_intent,
+        "deferrals_per_intent": ours.deferrals_per_intent,
+        "floor": asdict(floor) if floor else None,
+        "ours": asdict(ours),
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    util = ours.cpu_util
+    print(
+        f"burst      {args.burst_n} replies over {args.burst_accounts} accounts "
+        f"(max {most}/account), {args.workers} workers"
+    )
+    print(
+        f"  drain {ours.elapsed_s:.1f} s ({ours.rate:,.0f} sends/s; enqueue took "
+        f"{ours.enqueue_s:.1f} s); violations {stats['violations']}, rejected "
+        f"{stats['rejected']}, busiest 1 s window {busiest_window}"
+    )
+    floor_text = (
+        f"; bare-ARQ CPU floor {floor_s:.1f} s ({floor.rate:,.0f}/s on {args.floor_n})"
+        if floor and floor_s
+        else ""
+    )
+    print(
+        f"  theoretical minimum: Meta's limits {meta_fluid_s:.2f} s fluid / {meta_exact_s:.0f} s "
+        f"exact, our limiter's schedule {ours_schedule_s:.2f} s{floor_text}"
+    )
+    print(
+        f"  CPU (cores busy): workers {util['workers']:.2f}, redis {util['redis']:.2f}, "
+        f"emulator {util['emulator']:.2f}, driver {util['driver']:.2f}, other "
+        f"{util['other']:.2f}, total {util['total']:.2f} of {os.cpu_count()}; "
+        f"worker {ours.worker_cpu_ms_per_intent:.2f} ms/intent"
+    )
+    print(
+        f"  enqueue->outcome p50 {ours.latency_ms['p50']:,.0f} ms, p99 "
+        f"{ours.latency_ms['p99']:,.0f} ms; re-runs/intent {ours.deferrals_per_intent:g}"
+    )
+    return result
+
+
+# --- 3. latency at half load ---------------------------------------------------------------
+
+
+class _PacedProducer(threading.Thread):
+    """Enqueues (due time, intent) pairs at their time, batching whatever is due."""
+
+    def __init__(self, client: SyncOutboundClient, schedule: Sequence[tuple[float, Any]]) -> None:
+        super().__init__(name="paced-producer", daemon=True)
+        self.client = client
+        self.schedule = schedule
+        self.stop_flag = threading.Event()
+        self.error: BaseException | None = None
+        self.max_late_s = 0.0
+        self.batches = 0
+        self.elapsed_s = 0.0
+
+    def run(self) -> None:
+        try:
+            t0 = time.perf_counter()
+            i, n = 0, len(self.schedule)
+            while i < n and not self.stop_flag.is_set():
+                now = time.perf_counter() - t0
+                due = self.schedule[i][0]
+                if due > now:
+                    time.sleep(min(due - now, 0.05))
+                    continue
+                j = i
+                while j < n and self.schedule[j][0] <= now and j - i < 500:
+                    j += 1
+                self.max_late_s = max(self.max_late_s, now - due)
+                _enqueue(self.client, [s[1] for s in self.schedule[i:j]], 500)
+                self.batches += 1
+                i = j
+            self.elapsed_s = time.perf_counter() - t0
+        except BaseException as exc:
+            self.error = exc
+
+
+def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
+    meta = _meta(args)
+    accounts = _accounts(args.latency_accounts, 0)
+    per_account = int(args.latency_rate * args.latency_s)
+    n = per_account * len(accounts)
+    with ExitStack() as stack:
+        run = _start_stack(stack, args, accounts)
+        procs, client, keys = _start_workers(stack, run, args.workers, "latency")
+        tag = f"lt-{run.run_id}"
+        warm = [
+            _text(f"{tag}-w{i}", a.ig_id, f"39{i:08d}", f"{tag}-w{i} warm-up")
+            for i, a in enumerate(accounts * 10)
+        ]
+        _enqueue(client, warm, args.chunk)
+        _wait_outcomes(run, keys, len(warm), procs, "the warm-up outcomes")
+        time.sleep(1.5)  # let the warm-up leave every rate window
+        run.control.reset()
+        spacing = 1.0 / args.latency_rate
+        schedule = sorted(
+            (
+                i * spacing + a * spacing / len(accounts),
+                _text(f"{tag}-{a}-{i}", acc.ig_id, f"4{a}{i:08d}", f"{tag}-{a}-{i} half load"),
+            )
+            for a, acc in enumerate(accounts)
+            for i in range(per_account)
+        )
+        producer = _PacedProducer(client, schedule)
+        before = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        producer.start()
+        producer.join(args.latency_s * 2 + 30)
+        if producer.is_alive():
+            producer.stop_flag.set()
+            raise BenchError(f"latency: the producer did not finish in {args.latency_s * 2 + 30} s")
+        if producer.error is not None:
+            raise BenchError(f"latency: the producer failed: {producer.error!r}")
+        _wait_outcomes(run, keys, len(warm) + n, procs, "the latency outcomes")
+        after = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        outcomes = _read_outcomes(run.r, keys, f"{tag}-")
+        measured = {k: o for k, o in outcomes.items() if not k.startswith(f"{tag}-w")}
+        _all_sent(measured, n, "latency")
+        stats = run.control.stats()
+        calls = run.control.calls()["calls"]
+        procs.stop()
+    _, _, cpu, util = _delta(before, after, n, {})
+    to_outcome = [o.latency_ms for o in measured.values() if o.latency_ms is not None]
+    to_arrival = []
+    for call in calls:
+        outcome = measured.get(_call_key(call) or "")
+        if outcome is not None and outcome.enqueued_at is not None:
+            to_arrival.append((call["arrived_at"] - outcome.enqueued_at.timestamp()) * 1000)
+    offered = n / producer.elapsed_s
+    result = {
+        "bench": "rates.latency",
+        **meta,
+        "workers": args.workers,
+        "accounts": len(accounts),
+        "rate_per_account": args.latency_rate,
+        "duration_s": args.latency_s,
+        "n": n,
+        "offered_per_s": round(offered, 1),
+        "producer_max_late_ms": round(producer.max_late_s * 1000, 1),
+        "producer_batches": producer.batches,
+        "enqueue_to_outcome_ms": _ms_stats(to_outcome),
+        "enqueue_to_arrival_ms": _ms_stats(to_arrival),
+        "matched_arrivals": len(to_arrival),
+        "violations": stats["violations"],
+        "rejected": stats["rejected"],
+        "cpu_s": cpu,
+        "cpu_util": util,
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    o, a = result["enqueue_to_outcome_ms"], result["enqueue_to_arrival_ms"]
+    print(
+        f"latency    {len(accounts)} accounts x {args.latency_rate:g}/s for {args.latency_s:g} s "
+        f"({n} intents, offered {offered:.0f}/s, producer late <= "
+        f"{producer.max_late_s * 1000:.0f} ms), {args.workers} workers"
+    )
+    print(
+        f"  enqueue->outcome p50 {o['p50']:.0f} ms, p90 {o['p90']:.0f}, p99 {o['p99']:.0f}, "
+        f"max {o['max']:.0f}; enqueue->arrival at Graph p50 {a.get('p50', 0):.0f} ms, "
+        f"p99 {a.get('p99', 0):.0f}, max {a.get('max', 0):.0f} ({len(to_arrival)} matched)"
+    )
+    print(
+        f"  violations {stats['violations']}, rejected {stats['rejected']}; CPU total "
+        f"{util['total']:.2f} cores (other {util['other']:.2f})"
+    )
+    return result
+
+
+# --- 4. fairness ---------------------------------------------------------------------------
+
+
+def _busy_accepted(control: EmulatorControl, account: str) -> int:
+    return int(control.stats()["accepted_by_account"].get(account, 0))
+
+
+def bench_fairness(args: argparse.Namespace) -> dict[str, Any]:
+    meta = _meta(args)
+    busy, quiet = _accounts(2, 0)
+    with ExitStack() as stack:
+        run = _start_stack(stack, args, [busy, quiet])
+        procs, client, _ = _start_workers(stack, run, args.workers, "fairness")
+        tag = f"fa-{run.run_id}"
+        backlog = [
+            _text(f"{tag}-b{i}", busy.ig_id, f"50{i:08d}", f"{tag}-b{i} backlog")
+            for i in range(args.fair_backlog)
+        ]
+        before = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        started = time.perf_counter()
+        _enqueue(client, backlog, 2000)
+        enqueue_s = time.perf_counter() - started
+
+        def going() -> tuple[bool, str]:
+            have = _busy_accepted(run.control, busy.ig_id)
+            return have >= 200, f"{have}/200 busy sends"
+
+        _wait("the busy account to reach full rate", going, run.args.timeout, procs)
+        reps: list[dict[str, Any]] = []
+        for rep in range(args.fair_reps):
+            time.sleep(args.fair_gap)
+            key = f"{tag}-q{rep}"
+            mark = int(run.control.calls(since=10**12)["next_since"])
+            enqueued = time.time()
+            client.enqueue(_text(key, quiet.ig_id, f"51{rep:08d}", f"{key} quiet"))
+            try:
+                outcome = client.wait(key, timeout=run.args.timeout)
+            except TimeoutError as exc:
+                raise BenchError(f"fairness: {exc}\n{procs.log_tail()}") from None
+            calls = run.control.calls(since=mark)["calls"]
+            mine = [c for c in calls if _call_key(c) == key]
+            if outcome.status.value != "sent" or len(mine) != 1:
+                raise BenchError(f"fairness: {key} ended {outcome.status}, {len(mine)} calls")
+            arrived = mine[0]["arrived_at"]
+            during = [
+                c["arrived_at"]
+                for c in calls
+                if c["ig_id"] == busy.ig_id and enqueued <= c["arrived_at"] <= arrived
+            ]
+            enq_at = outcome.enqueued_at.timestamp() if outcome.enqueued_at else enqueued
+            reps.append(
+                {
+                    "latency_ms": round(outcome.latency_ms or 0.0, 1),
+                    "to_arrival_ms": round((arrived - enq_at) * 1000, 1),
+                    "busy_sends_meanwhile": len(during),
+                    "window": (enqueued, arrived),
+                }
+            )
+        first, last = reps[0]["window"][0], reps[-1]["window"][1]
+        after = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        stats = run.control.stats()
+        all_calls = run.control.calls()["calls"]
+        procs.stop()
+    busy_times = [
+        c["arrived_at"] for c in all_calls if c["ig_id"] == busy.ig_id and first <= c["arrived_at"]
+    ]
+    busy_times = [t for t in busy_times if t <= last]
+    busy_rate = len(busy_times) / (last - first) if last > first else 0.0
+    latencies = [r["latency_ms"] for r in reps]
+    meanwhile = [r["busy_sends_meanwhile"] for r in reps]
+    for r in reps:
+        del r["window"]
+    result = {
+        "bench": "rates.fairness",
+        **meta,
+        "workers": args.workers,
+        "backlog": args.fair_backlog,
+        "backlog_enqueue_s": round(enqueue_s, 2),
+        "busy_rate_per_s": round(busy_rate, 1),
+        "reps": reps,
+        "quiet_latency_ms": {
+            "p50": round(_pct(latencies, 0.5), 1),
+            "max": round(max(latencies), 1),
+        },
+        "busy_sends_meanwhile_max": max(meanwhile),
+        # Job runs beyond one per send (approximate: jobs in flight at the end count as runs).
+        "reruns_per_send": round(_job_runs(before, after) / max(stats["accepted"], 1) - 1, 3),
+        "violations": stats["violations"],
+        "rejected": stats["rejected"],
+        "busy_max_in_any_1s_window": stats["max_calls_in_any_window"]
+        .get(busy.ig_id, {})
+        .get("light"),
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    print(
+        f"fairness   busy account: {args.fair_backlog} queued (enqueue {enqueue_s:.1f} s), "
+        f"sending {busy_rate:.1f}/s during the probes; {args.workers} workers"
+    )
+    print(
+        "  quiet intent latency (ms): "
+        + ", ".join(f"{r['latency_ms']:.0f}" for r in reps)
+        + f"  -> p50 {result['quiet_latency_ms']['p50']:.0f}, max "
+        f"{result['quiet_latency_ms']['max']:.0f}"
+    )
+    print(
+        "  busy sends that reached Graph meanwhile: "
+        + ", ".join(str(m) for m in meanwhile)
+        + f"; violations {stats['violations']}, rejected {stats['rejected']}"
+    )
+    return result
+
+
+# --- 5. scaling ----------------------------------------------------------------------------
+
+
+def bench_scaling(args: argparse.Namespace) -> dict[str, Any]:
+    meta = _meta(args)
+    per_account = math.ceil(args.scaling_n / args.scaling_accounts)
+    accounts = _accounts(args.scaling_accounts, per_account)
+    ks = [int(k) for k in args.scaling_workers.split(",")]
+    phases: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        run = _start_stack(stack, args, accounts)
+        for k in ks:
+            p = _run_ours(replace(run, run_id=f"{run.run_id}k{k}"), args.scaling_n, k)
+            stats = run.control.stats()
+            phases.append(
+                {
+                    "workers": k,
+                    "rate": p.rate,
+                    "elapsed_s": p.elapsed_s,
+                    "worker_cpu_ms_per_intent": p.worker_cpu_ms_per_intent,
+                    "cpu_util": p.cpu_util,
+                    "latency_ms": p.latency_ms,
+                    "deferrals_per_intent": p.deferrals_per_intent,
+                    "violations": stats["violations"],
+                    "rejected": stats["rejected"],
+                }
+            )
+            print(f"[scaling K={k}: {p.rate:,.0f} intents/s]", file=sys.stderr)
+    result = {
+        "bench": "rates.scaling",
+        **meta,
+        "n": args.scaling_n,
+        "accounts": args.scaling_accounts,
+        "phases": phases,
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    print(
+        f"scaling    {args.scaling_n} text intents over {args.scaling_accounts} accounts, "
+        "emulator limits on"
+    )
+    for ph in phases:
+        u = ph["cpu_util"]
+        print(
+            f"  K={ph['workers']}: {ph['rate']:>6,.0f} sends/s  worker CPU "
+            f"{ph['worker_cpu_ms_per_intent']:.2f} ms/intent  cores busy: workers "
+            f"{u['workers']:.2f}, redis {u['redis']:.2f}, emulator {u['emulator']:.2f}, other "
+            f"{u['other']:.2f}, total {u['total']:.2f}  p50 {ph['latency_ms']['p50']:,.0f} ms  "
+            f"violations {ph['violations']}"
+        )
+    return result
+
+
+# --- main ----------------------------------------------------------------------------------
+
+BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "precision": bench_precision,
+    "burst": bench_burst,
+    "latency": bench_latency,
+    "fairness": bench_fairness,
+    "scaling": bench_scaling,
+}
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.rates", description=__doc__.split("\n")[0])
+    p.add_argument("--only", default=",".join(SUB_BENCHMARKS), help="comma list (default: all)")
+    p.add_argument("--workers", type=int, default=3, help="worker processes (not scaling): 3")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per wait")
+    p.add_argument("--chunk", type=int, default=500, help="intents per enqueue round trip")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up intents (burst, scaling)")
+    p.add_argument("--light-n", type=int, default=1500, help="precision: light intents")
+    p.add_argument("--media-n", type=int, default=150, help="precision: audio/video intents")
+    p.add_argument("--pr-n", type=int, default=40, help="precision: private replies")
+    p.add_argument(
+        "--pr-per-h", type=int, default=7200, help="precision: private-reply limit per hour"
+    )
+    p.add_argument("--burst-n", type=int, default=20_000, help="burst: replies")
+    p.add_argument("--burst-accounts", type=int, default=200, help="burst: accounts")
+    p.add_argument("--floor-n", type=int, default=2000, help="burst: bare-ARQ floor N (0: skip)")
+    p.add_argument("--latency-accounts", type=int, default=3, help="latency: accounts")
+    p.add_argument("--latency-rate", type=float, default=47.0, help="latency: intents/s/account")
+    p.add_argument("--latency-s", type=float, default=20.0, help="latency: seconds of load")
+    p.add_argument("--fair-backlog", type=int, default=20_000, help="fairness: busy backlog")
+    p.add_argument("--fair-reps", type=int, default=5, help="fairness: quiet probes")
+    p.add_argument("--fair-gap", type=float, default=3.0, help="fairness: seconds between probes")
+    p.add_argument("--scaling-n", type=int, default=3000, help="scaling: intents per phase")
+    p.add_argument("--scaling-accounts", type=int, default=40, help="scaling: accounts")
+    p.add_argument("--scaling-workers", default="1,2,4", help="scaling: worker counts")
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="IG_OUTBOUND_LOG_LEVEL for our workers (default: the product default)",
+    )
+    p.add_argument("--json-out", metavar="FILE", help="also append the JSON lines to FILE")
+    p.set_defaults(profile=None)  # bench.throughput's _Run reads it
+    args = p.parse_args(argv)
+    only = args.only.split(",")
+    unknown = set(only) - set(SUB_BENCHMARKS)
+    if unknown:
+        p.error(f"--only takes {', '.join(SUB_BENCHMARKS)}; not {', '.join(sorted(unknown))}")
+    args.only = [name for name in SUB_BENCHMARKS if name in only]
+    try:
+        ks = [int(k) for k in args.scaling_workers.split(",")]
+    except ValueError:
+        p.error("--scaling-workers takes a comma list of integers")
+    sizes = [args.workers, args.chunk, args.warmup, args.light_n, args.media_n, args.pr_n]
+    sizes += [args.pr_per_h, args.burst_n, args.burst_accounts, args.latency_accounts]
+    sizes += [args.fair_backlog, args.fair_reps, args.scaling_n, args.scaling_accounts, *ks]
+    if min(sizes) < 1 or args.floor_n < 0 or args.latency_rate <= 0 or args.latency_s <= 0:
+        p.error("sizes, counts and rates must be >= 1 (--floor-n >= 0)")
+    if args.latency_accounts > 9:
+        p.error("--latency-accounts is at most 9")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    args.calibration_ms = _calibrate_ms()
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(
+        f"box: {os.cpu_count()} cores, load average {load}, calibration {args.calibration_ms} ms",
+        file=sys.stderr,
+    )
+    failed = []
+    for name in args.only:
+        try:
+            result = BENCHES[name](args)
+        except BenchError as exc:
+            print(f"bench.rates {name}: {exc}", file=sys.stderr)
+            failed.append(name)
+            continue
+        line = json.dumps(result, sort_keys=True)
+        print(line, flush=True)
+        if args.json_out:
+            with open(args.json_out, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
