@@ -200,15 +200,8 @@ class TextContent(_Model):
     ) = None
 
 
-class _MediaContent(_Model):
-    url: HttpsUrl | None = None
-    attachment_id: AttachmentId | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        if (self.url is None) == (self.attachment_id is None):
-            raise ValueError("give exactly one of url or attachment_id")
-        return self
+class _MediaContent(MediaRef):
+    """One attachment by URL or attachment_id (the source rule is MediaRef's)."""
 
 
 class ImageContent(_MediaContent):
