@@ -44,7 +44,7 @@ MAX_INTERNAL_ERRORS = 5
 # A rate slot this close is slept for in-process; further ones defer the job. A job whose
 # reserved slot was taken anyway (rare) sleeps at most this many times before deferring.
 SLOT_SLEEP_MAX_S = 0.25
-MAX_SLOT_SLEEPS = 3
+MAX_SLOT_SLEEPS = 8
 # How often an unconfirmed send looks for its echo, and how much earlier than the send's
 # start an echo may be stamped (Meta's clock vs Redis's).
 RECONCILE_POLL_S = 1.0
