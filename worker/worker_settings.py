@@ -65,10 +65,14 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    services: Services | None = ctx.get("igo")
-    if services is not None:
-        await services.graph.aclose()
-    log.info("worker_stopped")
+    # An exception escaping an ARQ hook kills the worker (arq-notes A.3): never let one out.
+    try:
+        services: Services | None = ctx.get("igo")
+        if services is not None:
+            await services.graph.aclose()
+        log.info("worker_stopped")
+    except Exception as exc:
+        log.warning("shutdown_cleanup_failed", error_type=type(exc).__name__)
 
 
 def build_worker_settings(settings: Settings) -> type:
