@@ -2,7 +2,7 @@
 
 The first six bodies are the Korean guide's curl `-d` bodies (seed 000_ecbfbf7b6b1579b9),
 copied character for character with the placeholders replaced. The rest are the fact sheet's
-section 1 shapes (`/work/shared/docs/instagram-api.md`).
+section 1 shapes (the shared fact sheet `docs/instagram-api.md`).
 """
 
 from __future__ import annotations

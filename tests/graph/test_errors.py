@@ -21,7 +21,7 @@ from worker.graph.errors import (
 
 T, R, P, A = ErrorClass.TRANSIENT, ErrorClass.THROTTLED, ErrorClass.PERMANENT, ErrorClass.ACCOUNT
 
-# Transcribed from /work/shared/docs/instagram-api.md §4 independently of the code's table:
+# Transcribed from the shared fact sheet (instagram-api.md) §4 independently of the code's table:
 # (code, subcode, class, reason, max_transient_attempts, ambiguous).
 SHEET_ROWS: list[tuple[int, int | None, ErrorClass, str, int | None, bool]] = [
     (1, None, T, "api_unknown", TRANSIENT_CAP, False),

@@ -24,7 +24,7 @@ Where the verdict comes from::
       x ambiguous=False  the request never left: ConnectError, ConnectTimeout, PoolTimeout, ...
       x ambiguous=True   it may have been delivered: ReadTimeout, WriteError, ...
 
-Source: /work/shared/docs/instagram-api.md §4 (tags MSG-ERR, G-ERR, G-RL; 3P for HTTP
+Source: the shared fact sheet (instagram-api.md) §4 (tags MSG-ERR, G-ERR, G-RL; 3P for HTTP
 statuses). Meta rewrites these pages often; the table below is the one place to update.
 """
 
