@@ -108,6 +108,8 @@ class RateLimitConfig(_Strict):
     throttle_answer: ThrottleAnswer = "613"
     # estimated_time_to_regain_access (minutes) reported while throttled.
     regain_minutes: int = Field(default=1, ge=0)
+    # Usage the header reports at least (percent): someone else spending the account's budget.
+    usage_floor_pct: int = Field(default=0, ge=0, le=100)
 
     @field_validator("throttle_answer", mode="before")
     @classmethod

@@ -125,6 +125,8 @@ class RateLimiter:
     def usage_header(self, ig_id: str, at: float, *, throttled: bool = False) -> str:
         """``X-Business-Use-Case-Usage`` for the account; regain time only when at 100 %."""
         percent = 100 if throttled else self.usage_percent(ig_id, at)
+        # Another app (or a person) spending the same account's budget shows up as usage.
+        percent = max(percent, self.config.usage_floor_pct)
         regain = self.config.regain_minutes if percent >= 100 else 0
         return buc_usage_header(
             ig_id,

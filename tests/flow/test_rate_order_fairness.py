@@ -163,3 +163,29 @@ async def test_a_20000_intent_backlog_delays_another_account_by_a_small_bound(
     # Bound: the quiet account's intent waits no longer than the busy account takes to send
     # half a second's worth of its limit (about 48 sends at 95/s), whatever is queued.
     assert during <= LIGHT_LIMIT // 2
+
+
+async def test_usage_near_100_percent_slows_the_account_fleet_wide(
+    flow: Flow, client: OutboundClient
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    account = ACCOUNTS[7]
+    # Someone else is using almost all of this account's budget: Graph reports 99 % usage.
+    flow.control.set_rate_limits(usage_floor_pct=99)
+    try:
+        first = text_intent(f"{run}:probe", account, "3000001", f"probe {run}")
+        await client.enqueue(first)
+        assert (await client.wait(first["idempotency_key"], timeout=30)).status == "sent"
+        slowed_for = await client._redis.pttl(flow.keys.slow(account))
+        assert slowed_for > 0, "the account was not slowed"
+        intents = [
+            text_intent(f"{run}:{i}", account, f"3{i:06d}", f"slowed {run} {i}") for i in range(150)
+        ]
+        await client.enqueue_many(intents)
+        outcomes = await _outcomes(client, [i["idempotency_key"] for i in intents])
+    finally:
+        flow.control.set_rate_limits(usage_floor_pct=0)
+    assert {o.status for o in outcomes} == {"sent"}
+    # Slowed to half: at most half the limit's sends in any window while it lasted.
+    busiest = flow.control.stats()["max_calls_in_any_window"][account]["light"]
+    assert busiest <= int(LIGHT_LIMIT * UTILIZATION * 0.5) + 1
