@@ -283,8 +283,8 @@ def _refusal(result: EnqueueResult) -> str:
     err = result.error.as_dict() if result.error else {}
     if "problems" in err:
         probs = "; ".join(f"{p['loc']}: {p['msg'][:90]}" for p in err["problems"])
-        return f"{result.key}: {probs}"
-    return f"{result.key}: {err.get('error')}: {err.get('message')}"
+        return f"{result.key or '(no key)'}: {probs}"
+    return f"{result.key or '(no key)'}: {err.get('error')}: {err.get('message')}"
 
 
 def _progress(client: SyncOutboundClient, keys: list[str], started: float) -> list[Outcome]:
