@@ -90,6 +90,7 @@ def _prepare(intent: MessageIntent, keys: Keys, settings: Settings) -> _Call:
             keys.job_id(key),
             SEND_JOB_NAME,
             keys.prefix,
+            int(deadline.timestamp() * 1000),
         ],
     )
 

@@ -45,6 +45,9 @@ MAX_INTERNAL_ERRORS = 5
 # reserved slot was taken anyway (rare) sleeps at most this many times before deferring.
 SLOT_SLEEP_MAX_S = 0.25
 MAX_SLOT_SLEEPS = 8
+# A job run before its conversation's turn parks this long at most (normally the end of the
+# intent before it queues it again at once).
+PARK_S = 3600.0
 # How often an unconfirmed send looks for its echo, and how much earlier than the send's
 # start an echo may be stamped (Meta's clock vs Redis's).
 RECONCILE_POLL_S = 1.0
@@ -245,6 +248,10 @@ class _SendRun:
             raise _Done("duplicate_run")
         if begin.verdict == "busy":
             raise self._defer(begin.retry_in_s + 0.05, deadline, "send_in_progress")
+        if begin.verdict == "not_its_turn":
+            # Earlier intents of the conversation are pending: wait to be queued by the end of
+            # the one before (or expire at the deadline).
+            raise self._defer(PARK_S, deadline, "conversation_order")
         if begin.verdict != "go":
             raise self._defer(0.1, deadline, "lease_race")
         self.attempts = begin.attempt

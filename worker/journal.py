@@ -25,14 +25,19 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # KEYS[1] record. ARGV[1] lease ms, ARGV[2] owner (job id + try), ARGV[3] '1' = take over an
-# ambiguous send (the policy decided to resend it).
-# -> {'go', attempts} | {'done', state} | {'busy', ms_left}
+# ambiguous send (the policy decided to resend it), ARGV[4] the key.
+# -> {'go', attempts} | {'done', state} | {'busy', ms_left} | {'not_its_turn', ''}
 #  | {'ambiguous', attempts, last send start ms, ms since it became ambiguous}
 _BEGIN = (
     _NOW_MS
     + """
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then
   return {'done', redis.call('HGET', KEYS[1], 'state')}
+end
+local conv = redis.call('HGET', KEYS[1], 'conv')
+if conv and conv ~= '' then
+  local head = redis.call('ZRANGE', conv, 0, 0)[1]
+  if head and head ~= ARGV[4] then return {'not_its_turn', ''} end
 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'sending' or state == 'unconfirmed' then
@@ -110,8 +115,10 @@ if ARGV[6] == '1' then
 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 if conv and conv ~= '' then
+  local was_head = redis.call('ZRANGE', conv, 0, 0)[1] == ARGV[5]
   redis.call('ZREM', conv, ARGV[5])
-  for _ = 1, 100 do
+  -- Only the head's end lets the next one go (a parked one may expire before its turn).
+  for _ = 1, (was_head and 100 or 0) do
     local nxt = redis.call('ZRANGE', conv, 0, 0)[1]
     if not nxt then break end
     local rec = ARGV[8] .. ':idem:' .. nxt
@@ -140,7 +147,7 @@ return 1
 class Begin:
     """Answer of `Journal.begin`: go ahead (`attempt` is this send's number) or not."""
 
-    verdict: Literal["go", "done", "busy", "ambiguous"]
+    verdict: Literal["go", "done", "busy", "ambiguous", "not_its_turn"]
     attempt: int = 0
     state: str | None = None
     retry_in_s: float = 0.0
@@ -197,7 +204,7 @@ class Journal:
     ) -> Begin:
         reply = await self._begin(
             keys=[self._keys.record(key)],
-            args=[int(lease_s * 1000), owner, "1" if take_over else "0"],
+            args=[int(lease_s * 1000), owner, "1" if take_over else "0", key],
         )
         verdict, detail = _s(reply[0]), _s(reply[1])
         if verdict == "go":
@@ -206,6 +213,8 @@ class Journal:
             return Begin("done", state=detail)
         if verdict == "busy":
             return Begin("busy", retry_in_s=int(detail) / 1000)
+        if verdict == "not_its_turn":
+            return Begin("not_its_turn")
         return Begin(
             "ambiguous",
             attempt=int(detail),

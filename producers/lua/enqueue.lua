@@ -16,6 +16,7 @@
 -- ARGV[2] idempotency key     ARGV[3] account id
 -- ARGV[4] run-at ms (0 = now) ARGV[5] record retention ms   ARGV[6] job TTL ms
 -- ARGV[7] job id              ARGV[8] job name            ARGV[9] key prefix
+-- ARGV[10] deadline ms (the intent's not_after, or now + the default deadline)
 -- Returns {status, detail}: queued | duplicate | conflict | unknown_account | invalid.
 local ok, intent = pcall(cjson.decode, ARGV[1])
 if not ok or type(intent) ~= 'table' then
@@ -87,5 +88,11 @@ redis.call('SET', KEYS[2], job, 'PX', ARGV[6])
 if is_head then
   redis.call('ZADD', KEYS[3], score, ARGV[7])
   return {'queued', ARGV[7]}
+end
+-- Parked at its deadline, so it still ends `expired` on time if the earlier intents take
+-- longer; the worker queues it sooner when they end.
+local deadline = tonumber(ARGV[10])
+if deadline and deadline > now_ms then
+  redis.call('ZADD', KEYS[3], deadline + 1, ARGV[7])
 end
 return {'queued', ARGV[7], 'after_earlier_intents'}

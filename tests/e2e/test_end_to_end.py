@@ -423,3 +423,31 @@ async def test_outcomes_are_published_once_on_the_stream(
     mine = [e for _, e in entries if e["key"] == intent["idempotency_key"]]
     assert len(mine) == 1
     assert json.loads(mine[0]["outcome"])["status"] == "sent"
+
+
+async def test_a_later_intent_expires_on_time_behind_a_stuck_conversation(
+    client: OutboundClient, control: EmulatorControl, new_key: Any
+) -> None:
+    # The account's token is refused (190): the head waits (paused) until its deadline.
+    control.script([{"status": 400, "code": 190, "ig_id": ACCOUNT_BROKEN, "times": 1000}])
+    now = datetime.now(UTC)
+    head = make_intent(
+        new_key("stuck-head"), KINDS["text"], account_id=ACCOUNT_BROKEN,
+        recipient={"id": USERS[20]}, not_after=(now + timedelta(seconds=8)).isoformat(),
+    )  # fmt: skip
+    later_deadline = now + timedelta(seconds=2)
+    later = make_intent(
+        new_key("stuck-later"), KINDS["sticker"], account_id=ACCOUNT_BROKEN,
+        recipient={"id": USERS[20]}, not_after=later_deadline.isoformat(),
+    )  # fmt: skip
+    results = await client.enqueue_many([head, later])
+    assert [r.status for r in results] == ["queued", "queued"]
+    expired = await client.wait(later["idempotency_key"], timeout=20)
+    # It ended at its own deadline, while the earlier intent was still waiting.
+    assert expired.status == "expired"
+    assert expired.finished_at >= later_deadline
+    assert await client.outcome(head["idempotency_key"]) is None
+    first = await client.wait(head["idempotency_key"], timeout=20)
+    control.reset()
+    assert first.status == "expired"
+    assert first.finished_at > expired.finished_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from importlib.resources import files
 from typing import Any
 
@@ -23,6 +24,7 @@ def _evalsha(r: Any, stack: Stack, key: str, intent_json: str, account: str = AC
         "EVALSHA", sha, 4,
         f"{p}:idem:{key}", f"arq:job:{p}:{key}", f"{p}:queue", f"{p}:accounts",
         intent_json, key, account, 0, 604_800_000, 90_000_000, f"{p}:{key}", "ig_outbound.send", p,
+        int((time.time() + 86_400) * 1000),
     )  # fmt: skip
 
 

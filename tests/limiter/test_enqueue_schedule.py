@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,24 +70,47 @@ async def test_media_has_its_own_slower_schedule(aredis: aioredis.Redis) -> None
     assert scores["t0"] <= video[1]  # text does not queue behind video
 
 
-async def test_one_intent_per_conversation_is_queued_and_the_next_follows_its_outcome(
+async def _due(r: aioredis.Redis, client: OutboundClient) -> set[str]:
+    """Keys whose job is due within a minute (later intents are parked at their deadline)."""
+    horizon = (time.time() + 60) * 1000
+    return {k for k, score in (await _scores(r, client)).items() if score <= horizon}
+
+
+async def test_one_intent_per_conversation_is_due_and_the_next_follows_its_outcome(
     aredis: aioredis.Redis,
 ) -> None:
     client = await _client(aredis)
     results = await client.enqueue_many([_intent(f"c{i}", A, "55555") for i in range(3)])
     assert [r.status for r in results] == ["queued"] * 3
-    assert set(await _scores(aredis, client)) == {"c0"}
+    assert await _due(aredis, client) == {"c0"}
+    # The later ones wait parked at their deadline (24 h), so they can still expire on time.
+    parked = await _scores(aredis, client)
+    assert parked["c1"] >= (time.time() + 86_000) * 1000
     journal = Journal(aredis, client.keys, maxlen=1000, retention_s=3600)
     done = Outcome(key="c0", status=OutcomeStatus.SENT, finished_at=datetime.now(UTC))
     assert await journal.finish(done, "{}") is True
     # (ARQ removes c0's own job from the queue when the job returns; no worker runs here.)
     await aredis.zrem(client.keys.queue, client.keys.job_id("c0"))
-    assert set(await _scores(aredis, client)) == {"c1"}
+    assert await _due(aredis, client) == {"c1"}
     # A failed intent releases its conversation just the same.
     failed = Outcome(key="c1", status=OutcomeStatus.FAILED, finished_at=datetime.now(UTC))
     assert await journal.finish(failed, "{}") is True
     await aredis.zrem(client.keys.queue, client.keys.job_id("c1"))
-    assert set(await _scores(aredis, client)) == {"c2"}
+    assert await _due(aredis, client) == {"c2"}
     assert await journal.finish(failed.model_copy(update={"key": "c2"}), "{}") is True
-    assert set(await _scores(aredis, client)) == {"c2"}
     assert await resolve(aredis.exists(client.keys.conversation(A, "id:55555"))) == 0
+
+
+async def test_a_later_intent_ending_first_does_not_release_the_conversation(
+    aredis: aioredis.Redis,
+) -> None:
+    client = await _client(aredis)
+    await client.enqueue_many([_intent(f"d{i}", A, "66666") for i in range(3)])
+    journal = Journal(aredis, client.keys, maxlen=1000, retention_s=3600)
+    # d1 expires while d0 (the head) is still pending: d2 must stay parked.
+    expired = Outcome(key="d1", status=OutcomeStatus.EXPIRED, finished_at=datetime.now(UTC))
+    assert await journal.finish(expired, "{}") is True
+    await aredis.zrem(client.keys.queue, client.keys.job_id("d1"))
+    assert await _due(aredis, client) == {"d0"}
+    members = await resolve(aredis.zrange(client.keys.conversation(A, "id:66666"), 0, -1))
+    assert members == [b"d0", b"d2"]
