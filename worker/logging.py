@@ -26,7 +26,7 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 
 def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
-    """Configure structlog and route stdlib logging (arq's) through the same renderer."""
+    """Configure structlog (our lines) and render stdlib logging (arq's) the same way."""
     _SECRETS[:] = [s for s in secrets if s]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -39,9 +39,11 @@ def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # Our own lines go straight to stderr (structlog's write logger): routing them through
+    # stdlib logging and its formatter cost about 0.5 ms per outcome line (bench/throughput).
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, renderer],
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         # Filtering bound logger: a disabled level costs nothing (no event dict is built).
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
