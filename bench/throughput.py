@@ -25,6 +25,7 @@ the rates are then not comparable) and prints the top functions. See bench/READM
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pstats
@@ -516,10 +517,28 @@ def _run_ours(run: _Run, n: int, k: int) -> PhaseResult:
         after = _snapshot(run.r, procs.pids(), run.emulator_pid)
 
         latencies = _verify_ours(run, keys, f"{run.run_id}:m:", n)
-    total, per_cmd, cpu, util = _delta(before, after, n, {"xlen": polls})
+    result = _phase_result("ours", n, k, before, after, enqueued, {"xlen": polls})
+    return dataclasses.replace(
+        result,
+        latency_ms={
+            "p50": round(_pct(latencies, 0.50), 1),
+            "p99": round(_pct(latencies, 0.99), 1),
+            "max": round(max(latencies), 1),
+        },
+        # ARQ counts every run of a job with INCR (redis-py sends INCRBY; our Lua and code
+        # never do): runs beyond the first are re-runs (deferrals, retries).
+        deferrals_per_intent=round(max(result.redis_cmds.get("incrby", 0.0) - 1.0, 0.0), 3),
+    )
+
+
+def _phase_result(
+    name: str, n: int, k: int, before: Any, after: Any, enqueued: float, polls: dict[str, int]
+) -> PhaseResult:
+    """The figures every phase reports, from the snapshots around its measured part."""
+    total, per_cmd, cpu, util = _delta(before, after, n, polls)
     elapsed = after.at - before.at
     return PhaseResult(
-        name="ours",
+        name=name,
         n=n,
         workers=k,
         elapsed_s=round(elapsed, 3),
@@ -530,14 +549,6 @@ def _run_ours(run: _Run, n: int, k: int) -> PhaseResult:
         cpu_s=cpu,
         cpu_util=util,
         worker_cpu_ms_per_intent=round(cpu["workers"] * 1000 / n, 2),
-        latency_ms={
-            "p50": round(_pct(latencies, 0.50), 1),
-            "p99": round(_pct(latencies, 0.99), 1),
-            "max": round(max(latencies), 1),
-        },
-        # ARQ counts every run of a job with INCR (redis-py sends INCRBY; our Lua and code
-        # never do): runs beyond the first are re-runs (deferrals, retries).
-        deferrals_per_intent=round(max(per_cmd.get("incrby", 0.0) - 1.0, 0.0), 3),
     )
 
 
@@ -625,21 +636,7 @@ def _run_floor(run: _Run, n: int, k: int) -> PhaseResult:
         polls = _wait("the jobs", drained, run.args.timeout, procs)
         after = _snapshot(run.r, procs.pids(), run.emulator_pid)
         run.check_emulator("floor", n)
-    total, per_cmd, cpu, util = _delta(before, after, n, {"zcard": polls})
-    elapsed = after.at - before.at
-    return PhaseResult(
-        name="floor",
-        n=n,
-        workers=k,
-        elapsed_s=round(elapsed, 3),
-        enqueue_s=round(enqueued - before.at, 3),
-        rate=round(n / elapsed, 1),
-        redis_cmds_per_intent=total,
-        redis_cmds=per_cmd,
-        cpu_s=cpu,
-        cpu_util=util,
-        worker_cpu_ms_per_intent=round(cpu["workers"] * 1000 / n, 2),
-    )
+    return _phase_result("floor", n, k, before, after, enqueued, {"zcard": polls})
 
 
 # --- reporting -----------------------------------------------------------------------------
