@@ -1,0 +1,62 @@
+"""`ig-outbound send` and `ig-outbound status` against the running stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import USERS, Stack, make_intent
+
+
+def _cli(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "IG_OUTBOUND_REDIS_URL": stack.redis_url,
+        "IG_OUTBOUND_KEY_PREFIX": stack.keys.prefix,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "producers.cli", *args],
+        env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _documents(text: str) -> list[Any]:
+    decoder, docs, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        doc, at = decoder.raw_decode(text, at)
+        docs.append(doc)
+    return docs
+
+
+def test_send_waits_for_outcomes_and_status_reports_them(
+    stack: Stack, tmp_path: Path, new_key: Any
+) -> None:
+    good = make_intent(new_key("cli"), {"kind": "sticker"}, recipient={"id": USERS[12]})
+    bad = make_intent(new_key("cli-bad"), {"kind": "text", "text": ""})
+    path = tmp_path / "intents.json"
+    path.write_text(json.dumps([good, bad]))
+    done = _cli(stack, "send", str(path), "--wait", "20")
+    assert done.returncode == 2  # one was refused
+    rows = _documents(done.stdout)
+    assert rows[0]["status"] == "queued" and rows[0]["outcome"]["status"] == "sent"
+    assert rows[1]["status"] == "refused" and rows[1]["error"] == "invalid_intent"
+    status = _cli(stack, "status", good["idempotency_key"])
+    assert status.returncode == 0
+    report = json.loads(status.stdout)
+    assert report["state"] == "sent" and report["outcome"]["message_id"]
+    unknown = _cli(stack, "status", "never-enqueued")
+    assert unknown.returncode == 1 and json.loads(unknown.stdout)["error"] == "unknown_key"
+
+
+def test_send_reads_stdin(stack: Stack, new_key: Any) -> None:
+    intent = make_intent(new_key("cli-stdin"), {"kind": "typing_on"}, recipient={"id": USERS[13]})
+    done = _cli(stack, "send", "-", stdin=json.dumps(intent))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _documents(done.stdout)[0]["status"] == "queued"
