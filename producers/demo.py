@@ -275,6 +275,7 @@ def _drive(
         min(o.enqueued_at.timestamp() for o in outcomes if o.enqueued_at)
     )
     _summary(outcomes, elapsed, control)
+    _order_report(control, [i for i in good if i["recipient"].get("id")])
     sent_ok = all(o.status == "sent" for o in outcomes if o.key != f"{run}:ghost")
     return 0 if sent_ok else 1
 
@@ -341,4 +342,33 @@ def _summary(outcomes: list[Outcome], elapsed_s: float, control: EmulatorControl
             + (f", Graph code {err.code}/{err.subcode}" if err else "")
             + ")"
         )
-    _print(f"Emulator   {json.dumps(stats, sort_keys=True)[:300]}")
+    busiest = stats.get("max_calls_in_any_window", {})
+    light = max((c.get("light", 0) for c in busiest.values()), default=0)
+    media = max((c.get("media", 0) for c in busiest.values()), default=0)
+    _print(
+        f"Graph      {stats['accepted']} calls accepted, {stats.get('violations', 0)} rate-limit "
+        f"violations; busiest 1-s window of any account: {light}/100 light, {media}/10 media"
+    )
+
+
+def _order_report(control: EmulatorControl, intents: list[dict[str, Any]]) -> None:
+    """Check, from what Graph received, that every conversation arrived in enqueue order."""
+    from producers.validation import parse_intent
+    from worker.payloads import build_body
+
+    expected: dict[tuple[str, str], list[str]] = {}
+    for intent in intents:
+        if "id" in intent["recipient"]:
+            body = json.dumps(build_body(parse_intent(intent)), sort_keys=True)
+            expected.setdefault((intent["account_id"], intent["recipient"]["id"]), []).append(body)
+    arrived: dict[tuple[str, str], list[str]] = {}
+    for call in sorted(control.calls()["calls"], key=lambda c: c["arrived_at"]):
+        conv = (call["ig_id"], call["recipient_id"])
+        if conv in expected and not call.get("comment_id"):
+            arrived.setdefault(conv, []).append(json.dumps(call["body"], sort_keys=True))
+    # Retried sends arrive once (no doubles); compare each conversation's arrival sequence.
+    in_order = sum(1 for conv, bodies in expected.items() if arrived.get(conv) == bodies)
+    _print(
+        f"Order      {in_order} of {len(expected)} conversations arrived at Graph exactly in "
+        "the order their intents were enqueued"
+    )
