@@ -56,6 +56,7 @@ from producers.outcome import Outcome
 from producers.settings import Settings
 from producers.validation import parse_intent
 from producers.wire import dumps, loads
+from worker.graph.client import build_http_client
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FLOOR_JOB_NAME = "bench.floor.send"
@@ -108,22 +109,7 @@ async def _bare_startup(ctx: dict[str, Any]) -> None:
     g = settings.graph
     ctx["bench_version"] = g.api_version
     ctx["bench_tokens"] = {k: v.get_secret_value() for k, v in settings.tokens.items()}
-    # The same client configuration as worker/graph/client.py.
-    ctx["bench_http"] = httpx.AsyncClient(
-        base_url=g.base_url,
-        timeout=httpx.Timeout(
-            connect=g.connect_timeout_s,
-            read=g.read_timeout_s,
-            write=g.write_timeout_s,
-            pool=g.pool_timeout_s,
-        ),
-        limits=httpx.Limits(
-            max_connections=g.max_connections,
-            max_keepalive_connections=g.max_keepalive_connections,
-        ),
-        follow_redirects=False,
-        headers={"User-Agent": "ig-outbound", "Accept": "application/json"},
-    )
+    ctx["bench_http"] = build_http_client(g)
 
 
 async def _bare_shutdown(ctx: dict[str, Any]) -> None:
@@ -136,33 +122,25 @@ def build_bare_worker_settings(settings: Settings) -> type:
     """ARQ settings of the floor: our ARQ tuning, Redis settings and serializer, no logic."""
     from arq.worker import func
 
-    from worker.worker_settings import ARQ_MAX_TRIES, redis_settings
+    from worker.worker_settings import ARQ_MAX_TRIES, build_worker_settings
 
-    tuning = settings.worker
-    attrs: dict[str, Any] = {
-        "functions": [
+    # Our worker's ARQ settings exactly (tuning, Redis, serializer), with only the job, the
+    # deserializer and the hooks swapped for bare ones.
+    ours = build_worker_settings(settings)
+    attrs: dict[str, Any] = {k: v for k, v in vars(ours).items() if not k.startswith("__")}
+    attrs.update(
+        functions=[
             func(
                 bare_send,
                 name=FLOOR_JOB_NAME,
-                timeout=tuning.job_timeout_s,
+                timeout=settings.worker.job_timeout_s,
                 max_tries=ARQ_MAX_TRIES,
             )
         ],
-        "queue_name": Keys(settings.key_prefix).queue,
-        "redis_settings": redis_settings(settings),
-        "job_serializer": dumps,
-        "job_deserializer": loads,
-        "max_jobs": tuning.max_jobs,
-        "poll_delay": tuning.poll_delay_s,
-        "queue_read_limit": tuning.queue_read_limit,
-        "job_timeout": tuning.job_timeout_s,
-        "max_tries": ARQ_MAX_TRIES,
-        "keep_result": 0,
-        "health_check_interval": tuning.health_check_interval_s,
-        "job_completion_wait": tuning.drain_timeout_s,
-        "on_startup": _bare_startup,
-        "on_shutdown": _bare_shutdown,
-    }
+        job_deserializer=loads,
+        on_startup=_bare_startup,
+        on_shutdown=_bare_shutdown,
+    )
     return type("BareWorkerSettings", (), attrs)
 
 

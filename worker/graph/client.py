@@ -83,6 +83,33 @@ class GraphResult:
         return self.classification.ambiguous
 
 
+def build_http_client(
+    settings: GraphSettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The pooled HTTP client for Graph: explicit timeouts and limits, HTTP/1.1, no redirects.
+
+    Also used by bench/throughput.py's floor, so both phases talk to Graph the same way."""
+    return httpx.AsyncClient(
+        base_url=settings.base_url,
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout_s,
+            read=settings.read_timeout_s,
+            write=settings.write_timeout_s,
+            pool=settings.pool_timeout_s,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive_connections,
+        ),
+        http1=True,
+        http2=False,
+        # A redirect is never a valid answer to a send; following it would repeat the POST.
+        follow_redirects=False,
+        transport=transport,
+        headers={"User-Agent": "ig-outbound", "Accept": "application/json"},
+    )
+
+
 class GraphClient:
     """Sends messages to graph.instagram.com (or the emulator) over one connection pool."""
 
@@ -90,25 +117,7 @@ class GraphClient:
         self, settings: GraphSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._settings = settings
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout_s,
-                read=settings.read_timeout_s,
-                write=settings.write_timeout_s,
-                pool=settings.pool_timeout_s,
-            ),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive_connections,
-            ),
-            http1=True,
-            http2=False,
-            # A redirect is never a valid answer to a send; following it would repeat the POST.
-            follow_redirects=False,
-            transport=transport,
-            headers={"User-Agent": "ig-outbound", "Accept": "application/json"},
-        )
+        self._http = build_http_client(settings, transport=transport)
 
     @property
     def settings(self) -> GraphSettings:
