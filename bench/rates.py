@@ -67,6 +67,7 @@ from bench.throughput import (
     _sync,
     _wait,
     _wait_pollers,
+    add_common_args,
 )
 from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
 from emulator.config import AccountConfig, CommentConfig, RateLimitConfig
@@ -818,12 +819,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scaling-n", type=int, default=3000, help="scaling: intents per phase")
     p.add_argument("--scaling-accounts", type=int, default=40, help="scaling: accounts")
     p.add_argument("--scaling-workers", default="1,2,4", help="scaling: worker counts")
-    p.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        help="IG_OUTBOUND_LOG_LEVEL for our workers (default: the product default)",
-    )
-    p.add_argument("--json-out", metavar="FILE", help="also append the JSON lines to FILE")
+    add_common_args(p)
     p.set_defaults(profile=None)  # bench.throughput's _Run reads it
     args = p.parse_args(argv)
     only = args.only.split(",")

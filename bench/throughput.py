@@ -754,6 +754,16 @@ def _git_revision() -> str | None:
     return rev.stdout.strip() or None
 
 
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    """Options every benchmark built on this module takes."""
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="IG_OUTBOUND_LOG_LEVEL for our workers (default: the product default)",
+    )
+    p.add_argument("--json-out", metavar="FILE", help="also append the JSON line(s) to FILE")
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.throughput", description=__doc__.split("\n")[0]
@@ -767,13 +777,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per wait")
     p.add_argument("--rounds", type=int, default=1, help="rounds of both phases (median)")
     p.add_argument("--phases", default="ours,floor", help="ours,floor | ours | floor")
-    p.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        help="IG_OUTBOUND_LOG_LEVEL for our workers (default: the product default)",
-    )
+    add_common_args(p)
     p.add_argument("--profile", metavar="DIR", help="cProfile the workers, write DIR/*.prof")
-    p.add_argument("--json-out", metavar="FILE", help="also append the JSON line to FILE")
     p.add_argument("--bare-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not args.bare_worker:
