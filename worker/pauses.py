@@ -5,7 +5,6 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from producers.keys import Keys
-from producers.redis_util import resolve
 
 # Only ever lengthen a pause: a short pause must not cut a longer one Meta asked for.
 _PAUSE = """
@@ -23,11 +22,6 @@ class Pauses:
         self._redis = redis
         self._keys = keys
         self._pause = redis.register_script(_PAUSE)
-
-    async def remaining_s(self, account_id: str) -> float:
-        """Seconds the account stays paused (0 if it is not paused)."""
-        left = await resolve(self._redis.pttl(self._keys.pause(account_id)))
-        return max(int(left), 0) / 1000
 
     async def pause(self, account_id: str, seconds: float, reason: str) -> bool:
         """Pause the account for at least `seconds`; True if this lengthened the pause."""
