@@ -24,8 +24,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS[1] record. ARGV[1] lease ms, ARGV[2] owner (job id + try), ARGV[3] '1' = take over an
-# ambiguous send (the policy decided to resend it), ARGV[4] the key.
+# KEYS[1] record, KEYS[2] ARQ queue. ARGV[1] lease ms, ARGV[2] owner (job id + try), ARGV[3]
+# '1' = take over an ambiguous send (the policy decided to resend it), ARGV[4] the key,
+# ARGV[5] run-at ms to park the job at when it is not its conversation's turn.
 # -> {'go', attempts} | {'done', state} | {'busy', ms_left} | {'not_its_turn', ''}
 #  | {'ambiguous', attempts, last send start ms, ms since it became ambiguous}
 _BEGIN = (
@@ -37,7 +38,14 @@ end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 if conv and conv ~= '' then
   local head = redis.call('ZRANGE', conv, 0, 0)[1]
-  if head and head ~= ARGV[4] then return {'not_its_turn', ''} end
+  if head and head ~= ARGV[4] then
+    -- Parked here, atomically with the head check, so the end of the intent before (which
+    -- queues this job at once) always comes later and wins; the job then leaves the score
+    -- alone. A park by ARQ's Retry(defer) would add to that score and lose the wake-up.
+    local job_id = redis.call('HGET', KEYS[1], 'job_id')
+    if job_id then redis.call('ZADD', KEYS[2], ARGV[5], job_id) end
+    return {'not_its_turn', ''}
+  end
 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'sending' or state == 'unconfirmed' then
@@ -200,11 +208,13 @@ class Journal:
         )
 
     async def begin(
-        self, key: str, owner: str, lease_s: float, *, take_over: bool = False
+        self, key: str, owner: str, lease_s: float, *, park_until_ms: int, take_over: bool = False
     ) -> Begin:
+        """Start a send. Not its conversation's turn: the job is re-queued at `park_until_ms`
+        (the caller must then leave the queue score alone: `Retry(defer=None)`)."""
         reply = await self._begin(
-            keys=[self._keys.record(key)],
-            args=[int(lease_s * 1000), owner, "1" if take_over else "0", key],
+            keys=[self._keys.record(key), self._keys.queue],
+            args=[int(lease_s * 1000), owner, "1" if take_over else "0", key, park_until_ms],
         )
         verdict, detail = _s(reply[0]), _s(reply[1])
         if verdict == "go":
