@@ -47,7 +47,6 @@ from typing import Any
 import redis
 
 from bench.throughput import (
-    START_TIMEOUT_S,
     BenchAccount,
     BenchError,
     PhaseResult,
@@ -66,8 +65,8 @@ from bench.throughput import (
     _snapshot,
     _sync,
     _wait,
-    _wait_pollers,
     add_common_args,
+    start_workers,
 )
 from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
 from emulator.config import AccountConfig, CommentConfig, RateLimitConfig
@@ -75,7 +74,7 @@ from producers.enqueue import SyncOutboundClient
 from producers.keys import Keys
 from producers.localstack import RedisServer
 from producers.outcome import Outcome
-from producers.settings import RateSettings, Settings
+from producers.settings import RateSettings
 from worker.limiter import RateClass, budgets
 
 SUB_BENCHMARKS = ("precision", "burst", "latency", "fairness", "scaling")
@@ -120,32 +119,6 @@ def _start_stack(
         log_dir,
         _find_emulator_pid(),
     )
-
-
-def _start_workers(
-    stack: ExitStack,
-    run: _Run,
-    k: int,
-    tag: str,
-    extra_env: Mapping[str, str] | None = None,
-) -> tuple[_Procs, SyncOutboundClient, Keys]:
-    """K `ig-outbound worker` processes on their own key prefix, registered and polling."""
-    prefix = f"igo-{tag}-{run.run_id}"
-    keys = Keys(prefix)
-    procs = _Procs(run.log_dir, tag)
-    stack.callback(procs.stop)
-    procs.start_ours({**run.base_env(prefix, tag), **(extra_env or {})}, k)
-    settings = Settings(redis_url=run.redis_url, key_prefix=prefix)
-    client = stack.enter_context(SyncOutboundClient.connect(run.redis_url, settings))
-
-    def registered() -> tuple[bool, str]:
-        have = int(_sync(run.r.scard(keys.accounts)))
-        return have >= len(run.accounts), f"{have}/{len(run.accounts)} accounts registered"
-
-    # Workers publish the slot spacing before they register accounts: registered => published.
-    _wait("accounts to be registered", registered, START_TIMEOUT_S, procs)
-    _wait_pollers(run.r, k, procs)
-    return procs, client, keys
 
 
 def _enqueue(client: SyncOutboundClient, intents: Sequence[dict[str, Any]], chunk: int) -> None:
@@ -293,7 +266,7 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
             rate_limits=RateLimitConfig(enabled=True, private_replies_per_h=args.pr_per_h),
         )
         env = {"IG_OUTBOUND_RATE__PRIVATE_REPLIES_PER_H": str(args.pr_per_h)}
-        procs, client, keys = _start_workers(stack, run, args.workers, "precision", env)
+        procs, client, keys = start_workers(stack, run, args.workers, "precision", env)
         tag = f"p-{run.run_id}"
         intents: list[dict[str, Any]] = [
             _text(f"{tag}-l{i}", light.ig_id, f"30{i:08d}", f"{tag}-l{i} light flood")
@@ -537,7 +510,7 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     n = per_account * len(accounts)
     with ExitStack() as stack:
         run = _start_stack(stack, args, accounts)
-        procs, client, keys = _start_workers(stack, run, args.workers, "latency")
+        procs, client, keys = start_workers(stack, run, args.workers, "latency")
         tag = f"lt-{run.run_id}"
         warm = [
             _text(f"{tag}-w{i}", a.ig_id, f"39{i:08d}", f"{tag}-w{i} warm-up")
@@ -631,7 +604,7 @@ def bench_fairness(args: argparse.Namespace) -> dict[str, Any]:
     busy, quiet = _accounts(2, 0)
     with ExitStack() as stack:
         run = _start_stack(stack, args, [busy, quiet])
-        procs, client, _ = _start_workers(stack, run, args.workers, "fairness")
+        procs, client, _ = start_workers(stack, run, args.workers, "fairness")
         tag = f"fa-{run.run_id}"
         backlog = [
             _text(f"{tag}-b{i}", busy.ig_id, f"50{i:08d}", f"{tag}-b{i} backlog")

@@ -458,24 +458,39 @@ class _Run:
             )
 
 
-def _run_ours(run: _Run, n: int, k: int) -> PhaseResult:
-    prefix = f"igo-bench-{run.run_id}"
+def start_workers(
+    stack: ExitStack,
+    run: _Run,
+    k: int,
+    tag: str,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    prefix: str | None = None,
+) -> tuple[_Procs, SyncOutboundClient, Keys]:
+    """K `ig-outbound worker` processes on their own key prefix, registered and polling."""
+    prefix = prefix or f"igo-{tag}-{run.run_id}"
     keys = Keys(prefix)
+    procs = _Procs(run.log_dir, tag)
+    stack.callback(procs.stop)
+    procs.start_ours({**run.base_env(prefix, tag), **(extra_env or {})}, k)
     settings = Settings(redis_url=run.redis_url, key_prefix=prefix)
+    client = stack.enter_context(SyncOutboundClient.connect(run.redis_url, settings))
+
+    def registered() -> tuple[bool, str]:
+        have = int(_sync(run.r.scard(keys.accounts)))
+        return have >= len(run.accounts), f"{have}/{len(run.accounts)} accounts registered"
+
+    # Workers publish the slot spacing before they register accounts: registered => published.
+    _wait("accounts to be registered", registered, START_TIMEOUT_S, procs)
+    _wait_pollers(run.r, k, procs)
+    return procs, client, keys
+
+
+def _run_ours(run: _Run, n: int, k: int) -> PhaseResult:
     warm = _intents(run.accounts, run.args.warmup, f"{run.run_id}:w")
     measured = _intents(run.accounts, n, f"{run.run_id}:m")
     with ExitStack() as stack:
-        procs = _Procs(run.log_dir, "ours")
-        stack.callback(procs.stop)
-        procs.start_ours(run.base_env(prefix, "ours"), k)
-        client = stack.enter_context(SyncOutboundClient.connect(run.redis_url, settings))
-
-        def registered() -> tuple[bool, str]:
-            have = int(_sync(run.r.scard(keys.accounts)))
-            return have >= len(run.accounts), f"{have}/{len(run.accounts)} accounts registered"
-
-        _wait("accounts to be registered", registered, START_TIMEOUT_S, procs)
-        _wait_pollers(run.r, k, procs)
+        procs, client, keys = start_workers(stack, run, k, "ours", prefix=f"igo-bench-{run.run_id}")
 
         def outcomes(target: int) -> Callable[[], tuple[bool, str]]:
             def check() -> tuple[bool, str]:
