@@ -68,14 +68,14 @@ from bench.throughput import (
     add_common_args,
     start_workers,
 )
-from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from emulator.config import AccountConfig, CommentConfig, RateLimitConfig
-from producers.enqueue import SyncOutboundClient
-from producers.keys import Keys
-from producers.localstack import RedisServer
-from producers.outcome import Outcome
-from producers.settings import RateSettings
-from worker.limiter import RateClass, budgets
+from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
+from ig_outbound.emulator.config import AccountConfig, CommentConfig, RateLimitConfig
+from ig_outbound.harness.processes import RedisServer
+from ig_outbound.producers.enqueue import SyncOutboundClient
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.settings import RateSettings
+from ig_outbound.worker.limiter import RateClass, budgets
 
 SUB_BENCHMARKS = ("precision", "burst", "latency", "fairness", "scaling")
 META_WINDOW_S = {"light": 1.0, "media": 1.0, "private_reply": 3600.0}

@@ -49,13 +49,13 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from emulator.config import AccountConfig, FaultSettings
-from producers.enqueue import SyncOutboundClient
-from producers.keys import Keys
-from producers.localstack import RedisServer, WorkerProcess
-from producers.outcome import Outcome
-from producers.settings import Settings
+from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
+from ig_outbound.emulator.config import AccountConfig, FaultSettings
+from ig_outbound.harness.processes import RedisServer, WorkerProcess
+from ig_outbound.producers.enqueue import SyncOutboundClient
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "igo-chaos"

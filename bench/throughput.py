@@ -47,16 +47,16 @@ from typing import Any
 import httpx
 import redis
 
-from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from emulator.config import AccountConfig
-from producers.enqueue import SyncOutboundClient
-from producers.keys import ARQ_JOB_PREFIX, Keys
-from producers.localstack import RedisServer, WorkerProcess
-from producers.outcome import Outcome
-from producers.settings import Settings
-from producers.validation import parse_intent
-from producers.wire import dumps, loads
-from worker.graph.client import build_http_client
+from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
+from ig_outbound.emulator.config import AccountConfig
+from ig_outbound.harness.processes import RedisServer, WorkerProcess
+from ig_outbound.producers.enqueue import SyncOutboundClient
+from ig_outbound.producers.keys import ARQ_JOB_PREFIX, Keys
+from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.settings import Settings
+from ig_outbound.producers.validation import parse_intent
+from ig_outbound.producers.wire import dumps, loads
+from ig_outbound.worker.graph.client import build_http_client
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FLOOR_JOB_NAME = "bench.floor.send"
@@ -122,7 +122,7 @@ def build_bare_worker_settings(settings: Settings) -> type:
     """ARQ settings of the floor: our ARQ tuning, Redis settings and serializer, no logic."""
     from arq.worker import func
 
-    from worker.worker_settings import ARQ_MAX_TRIES, build_worker_settings
+    from ig_outbound.worker.worker_settings import ARQ_MAX_TRIES, build_worker_settings
 
     # Our worker's ARQ settings exactly (tuning, Redis, serializer), with only the job, the
     # deserializer and the hooks swapped for bare ones.
@@ -284,7 +284,7 @@ def _machine_busy_s() -> float:
 
 
 def _find_emulator_pid() -> int | None:
-    """The emulator is our child (`python -m emulator ...`); found by its command line."""
+    """The emulator is our child (`python -m ig_outbound.emulator ...`), found by its cmdline."""
     me = str(os.getpid())
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -580,7 +580,7 @@ def _verify_ours(run: _Run, keys: Keys, key_prefix: str, n: int) -> list[float]:
 
 
 def _floor_jobs(intents: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    from worker.payloads import build_body
+    from ig_outbound.worker.payloads import build_body
 
     return [(i["account_id"], build_body(parse_intent(i))) for i in intents]
 

@@ -1,11 +1,11 @@
 """A faithful local stand-in for graph.instagram.com's messaging endpoint.
 
-Serve it with ``python -m emulator --port N --config FILE.json``; in tests use
+Serve it with ``python -m ig_outbound.emulator --port N --config FILE.json``; in tests use
 ``run_emulator_process(config)`` and drive it with ``EmulatorControl(base_url)``.
 """
 
-from emulator.app import create_app
-from emulator.config import (
+from ig_outbound.emulator.app import create_app
+from ig_outbound.emulator.config import (
     AccountConfig,
     CommentConfig,
     EmulatorConfig,
@@ -13,11 +13,11 @@ from emulator.config import (
     RateLimitConfig,
     ScriptedAnswer,
 )
-from emulator.control import EmulatorControl
-from emulator.graph_errors import GraphError
-from emulator.pipeline import DEFAULT_CHECKS, Check, SendContext, SendPipeline
-from emulator.server import make_server, run_emulator_process, serve
-from emulator.state import EmulatorState, RecordedCall, RejectedCall
+from ig_outbound.emulator.control import EmulatorControl
+from ig_outbound.emulator.graph_errors import GraphError
+from ig_outbound.emulator.pipeline import DEFAULT_CHECKS, Check, SendContext, SendPipeline
+from ig_outbound.emulator.server import make_server, run_emulator_process, serve
+from ig_outbound.emulator.state import EmulatorState, RecordedCall, RejectedCall
 
 __all__ = [
     "DEFAULT_CHECKS",

@@ -1,4 +1,4 @@
-"""``python -m emulator --port N --config FILE.json``: serve the emulator over HTTP."""
+"""``python -m ig_outbound.emulator --port N --config FILE.json``: serve the emulator over HTTP."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from emulator.config import EmulatorConfig
-from emulator.server import serve
+from ig_outbound.emulator.config import EmulatorConfig
+from ig_outbound.emulator.server import serve
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m emulator",
+        prog="python -m ig_outbound.emulator",
         description="Local stand-in for graph.instagram.com's messaging endpoint.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator import graph_errors as ge
-from emulator.config import EmulatorConfig
-from emulator.control_api import PREFIX, build_routes
-from emulator.pipeline import DEFAULT_CHECKS, Check, SendPipeline
-from emulator.state import EmulatorState
+from ig_outbound.emulator import graph_errors as ge
+from ig_outbound.emulator.config import EmulatorConfig
+from ig_outbound.emulator.control_api import PREFIX, build_routes
+from ig_outbound.emulator.pipeline import DEFAULT_CHECKS, Check, SendPipeline
+from ig_outbound.emulator.state import EmulatorState
 
 
 def create_app(

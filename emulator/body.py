@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from emulator.graph_errors import invalid_parameter
+from ig_outbound.emulator.graph_errors import invalid_parameter
 
 JsonDict = dict[str, Any]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from emulator.config import ScriptedAnswer
+from ig_outbound.emulator.config import ScriptedAnswer
 
 
 class EmulatorControl:

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from emulator.config import AccountConfig, CommentConfig, Digits, ScriptedAnswer
-from emulator.state import EmulatorState
+from ig_outbound.emulator.config import AccountConfig, CommentConfig, Digits, ScriptedAnswer
+from ig_outbound.emulator.state import EmulatorState
 
 PREFIX = "/_emulator"
 

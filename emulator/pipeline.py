@@ -25,13 +25,13 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from emulator import graph_errors as ge
-from emulator.body import JsonDict, parse_body, parse_form
-from emulator.config import PRIVATE_REPLY_WINDOW_S
-from emulator.graph_errors import GraphError
-from emulator.rate_limits import RateClass, rate_class_of
-from emulator.state import Account, EmulatorState, RecordedCall
-from emulator.validate import ValidatedSend, validate_send
+from ig_outbound.emulator import graph_errors as ge
+from ig_outbound.emulator.body import JsonDict, parse_body, parse_form
+from ig_outbound.emulator.config import PRIVATE_REPLY_WINDOW_S
+from ig_outbound.emulator.graph_errors import GraphError
+from ig_outbound.emulator.rate_limits import RateClass, rate_class_of
+from ig_outbound.emulator.state import Account, EmulatorState, RecordedCall
+from ig_outbound.emulator.validate import ValidatedSend, validate_send
 
 VERSION_RE = re.compile(r"^v[0-9]+\.0$")
 # Params Graph accepts anywhere that are not part of the message; never recorded.

@@ -22,8 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Literal
 
-from emulator.config import RateLimitConfig
-from emulator.graph_errors import buc_usage_header
+from ig_outbound.emulator.config import RateLimitConfig
+from ig_outbound.emulator.graph_errors import buc_usage_header
 
 RateClass = Literal["light", "media", "private_reply"]
 RATE_CLASSES: tuple[RateClass, ...] = ("light", "media", "private_reply")

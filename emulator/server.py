@@ -17,10 +17,8 @@ from typing import IO
 import httpx
 import uvicorn
 
-from emulator.app import create_app
-from emulator.config import EmulatorConfig
-
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from ig_outbound.emulator.app import create_app
+from ig_outbound.emulator.config import EmulatorConfig
 
 
 def make_server(
@@ -92,7 +90,7 @@ def run_emulator_process(
     startup_timeout: float = 15.0,
     stop_timeout: float = 5.0,
 ) -> Iterator[str]:
-    """Run ``python -m emulator`` in a child process; yield its base URL once it answers.
+    """Run the emulator (`python -m ig_outbound.emulator`) in a child; yield its URL once up.
 
     The config (tokens included) goes through a private temp file that is deleted as soon as
     the child is up. On exit the child gets SIGTERM, then SIGKILL after ``stop_timeout``.
@@ -101,7 +99,7 @@ def run_emulator_process(
     fd, config_path = tempfile.mkstemp(prefix="ig-emulator-", suffix=".json")  # mode 0600
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(config.to_json_with_secrets())
-    args = [sys.executable, "-m", "emulator", "--config", config_path, "--host", host]
+    args = [sys.executable, "-m", "ig_outbound.emulator", "--config", config_path, "--host", host]
     args.append("--exit-with-parent")
     listener: socket.socket | None = None
     pass_fds: tuple[int, ...] = ()
@@ -112,8 +110,6 @@ def run_emulator_process(
         pass_fds = (listener.fileno(),)
     else:
         args += ["--port", str(port)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryFile() as stderr:
         try:
             proc = subprocess.Popen(
@@ -122,7 +118,6 @@ def run_emulator_process(
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 pass_fds=pass_fds,
-                env=env,
             )
         finally:
             if listener is not None:

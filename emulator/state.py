@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from emulator.config import (
+from ig_outbound.emulator.config import (
     AccountConfig,
     CommentConfig,
     EmulatorConfig,
@@ -23,8 +23,13 @@ from emulator.config import (
     RateLimitConfig,
     ScriptedAnswer,
 )
-from emulator.ids import message_id
-from emulator.rate_limits import RateClass, RateLimiter, max_in_any_window, rate_class_of
+from ig_outbound.emulator.ids import message_id
+from ig_outbound.emulator.rate_limits import (
+    RateClass,
+    RateLimiter,
+    max_in_any_window,
+    rate_class_of,
+)
 
 FaultKind = Literal["throttle", "error_5xx", "error_5xx_after_send", "timeout"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from emulator.graph_errors import (
+from ig_outbound.emulator.graph_errors import (
     GraphError,
     invalid_message_data,
     invalid_parameter,

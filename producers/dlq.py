@@ -69,13 +69,13 @@ from typing import Any, Final, Literal
 import redis
 from pydantic import ValidationError
 
-from producers.enqueue import SyncOutboundClient
-from producers.errors import IdempotencyConflictError, IntentError
-from producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent
-from producers.keys import Keys
-from producers.outcome import Outcome
-from producers.settings import Settings, get_settings
-from producers.validation import parse_intent
+from ig_outbound.producers.enqueue import SyncOutboundClient
+from ig_outbound.producers.errors import IdempotencyConflictError, IntentError
+from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.settings import Settings, get_settings
+from ig_outbound.producers.validation import parse_intent
 
 ALL: Final = "all"
 """Pass as `entry_ids` to replay or purge every entry."""

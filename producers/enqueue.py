@@ -18,22 +18,22 @@ from typing import Any, Literal
 import redis
 import redis.asyncio as aioredis
 
-from producers.errors import (
+from ig_outbound.producers.errors import (
     IdempotencyConflictError,
     IntentError,
     OutboundError,
     Problem,
     UnknownAccountError,
 )
-from producers.intent import MessageIntent
-from producers.keys import Keys
-from producers.outcome import Outcome
-from producers.redis_util import resolve
-from producers.settings import Settings, get_settings
-from producers.validation import parse_intent
-from producers.wire import SEND_JOB_NAME, canonical_json
+from ig_outbound.producers.intent import MessageIntent
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.settings import Settings, get_settings
+from ig_outbound.producers.validation import parse_intent
+from ig_outbound.producers.wire import SEND_JOB_NAME, canonical_json
 
-_LUA = files("producers").joinpath("lua")
+_LUA = files("ig_outbound.producers").joinpath("lua")
 GCRA_LUA = _LUA.joinpath("gcra.lua").read_text(encoding="utf-8")
 # The script producers load: the GCRA reservation function, then the enqueue body.
 ENQUEUE_LUA = GCRA_LUA + _LUA.joinpath("enqueue.lua").read_text(encoding="utf-8")

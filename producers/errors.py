@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from producers.intent import ALL_KINDS
+from ig_outbound.producers.intent import ALL_KINDS
 
 _CONTENT_TAGS = ALL_KINDS
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from producers.keys import Keys
-from producers.redis_util import resolve
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.redis_util import resolve
 
 ECHO_RETENTION_S = 2 * 24 * 3600
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "file"})

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from producers.errors import IntentError, Problem, problems_from
-from producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent, cross_field_problems
+from ig_outbound.producers.errors import IntentError, Problem, problems_from
+from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent, cross_field_problems
 
 _ADAPTER: TypeAdapter[MessageIntent] = TypeAdapter(MessageIntent)
 

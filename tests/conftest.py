@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from producers.localstack import RedisServer
+from ig_outbound.harness.processes import RedisServer
 
 
 @pytest.fixture(scope="session")

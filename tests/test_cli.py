@@ -11,7 +11,7 @@ from pathlib import Path
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args],
+        [sys.executable, "-m", "ig_outbound.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

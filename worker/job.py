@@ -20,21 +20,21 @@ from typing import Any
 import structlog
 from arq import Retry
 
-from producers.errors import IntentError, Problem
-from producers.inbound import find_echo, message_fingerprint
-from producers.intent import MessageIntent
-from producers.outcome import GraphErrorInfo, OutcomeStatus
-from producers.redis_util import resolve
-from producers.validation import parse_intent, readable_key
-from worker import metrics
-from worker.backoff import full_jitter
-from worker.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
-from worker.job_guard import BAD_JOB_MARKER
-from worker.journal import Begin
-from worker.limiter import rate_class
-from worker.outcomes import make_outcome, observe
-from worker.payloads import build_body
-from worker.services import Services
+from ig_outbound.producers.errors import IntentError, Problem
+from ig_outbound.producers.inbound import find_echo, message_fingerprint
+from ig_outbound.producers.intent import MessageIntent
+from ig_outbound.producers.outcome import GraphErrorInfo, OutcomeStatus
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.validation import parse_intent, readable_key
+from ig_outbound.worker import metrics
+from ig_outbound.worker.backoff import full_jitter
+from ig_outbound.worker.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
+from ig_outbound.worker.job_guard import BAD_JOB_MARKER
+from ig_outbound.worker.journal import Begin
+from ig_outbound.worker.limiter import rate_class
+from ig_outbound.worker.outcomes import make_outcome, observe
+from ig_outbound.worker.payloads import build_body
+from ig_outbound.worker.services import Services
 
 log = structlog.get_logger("ig_outbound.job")
 

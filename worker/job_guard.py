@@ -12,8 +12,8 @@ import json
 import time
 from typing import Any
 
-from producers.validation import readable_key
-from producers.wire import SEND_JOB_NAME
+from ig_outbound.producers.validation import readable_key
+from ig_outbound.producers.wire import SEND_JOB_NAME
 
 BAD_JOB_MARKER = "__bad_job__"
 _RAW_LIMIT = 10_000

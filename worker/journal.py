@@ -15,9 +15,9 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from producers.keys import Keys
-from producers.outcome import DEAD_LETTER_STATUSES, Outcome
-from producers.redis_util import resolve
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.outcome import DEAD_LETTER_STATUSES, Outcome
+from ig_outbound.producers.redis_util import resolve
 
 _NOW_MS = """
 local t = redis.call('TIME')

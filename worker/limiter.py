@@ -23,10 +23,10 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 
-from producers.enqueue import GCRA_LUA
-from producers.keys import Keys
-from producers.redis_util import resolve
-from producers.settings import RateSettings
+from ig_outbound.producers.enqueue import GCRA_LUA
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.settings import RateSettings
 
 # KEYS: window, tat, pause, slow. ARGV: limit per window, window ms, interval ms, burst,
 # member, slowdown factor, '1' = reserve a new slot if the window is full.

@@ -7,10 +7,10 @@ from typing import Any
 
 import structlog
 
-from producers.errors import Problem
-from producers.intent import MessageIntent
-from producers.outcome import GraphErrorInfo, Outcome, OutcomeStatus
-from worker import metrics
+from ig_outbound.producers.errors import Problem
+from ig_outbound.producers.intent import MessageIntent
+from ig_outbound.producers.outcome import GraphErrorInfo, Outcome, OutcomeStatus
+from ig_outbound.worker import metrics
 
 log = structlog.get_logger("ig_outbound.outcome")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from producers.keys import Keys
+from ig_outbound.producers.keys import Keys
 
 # Only ever lengthen a pause: a short pause must not cut a longer one Meta asked for.
 _PAUSE = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers.intent import (
+from ig_outbound.producers.intent import (
     AudioContent,
     ButtonTemplateContent,
     Content,

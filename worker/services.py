@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from producers.keys import Keys
-from producers.settings import Settings
-from worker.graph import GraphClient
-from worker.journal import Journal
-from worker.limiter import RateLimiter
-from worker.pauses import Pauses
-from worker.tokens import TokenStore
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.settings import Settings
+from ig_outbound.worker.graph import GraphClient
+from ig_outbound.worker.journal import Journal
+from ig_outbound.worker.limiter import RateLimiter
+from ig_outbound.worker.pauses import Pauses
+from ig_outbound.worker.tokens import TokenStore
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from producers.settings import Settings
+from ig_outbound.producers.settings import Settings
 
 
 class TokenConfigError(ValueError):

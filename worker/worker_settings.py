@@ -1,4 +1,4 @@
-"""ARQ `WorkerSettings`: `arq worker.WorkerSettings` and `ig-outbound worker` both use it.
+"""ARQ `WorkerSettings`, for `arq ig_outbound.worker.WorkerSettings` and `ig-outbound worker`.
 
 ARQ reads the class `__dict__`, so every attribute is a plain value computed from our one
 `Settings` at import time.
@@ -17,15 +17,15 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from producers.keys import Keys
-from producers.redis_util import resolve
-from producers.settings import Settings, get_settings
-from producers.wire import SEND_JOB_NAME, dumps
-from worker.job import send_intent
-from worker.job_guard import load_job
-from worker.logging import configure_logging
-from worker.services import Services
-from worker.tokens import TokenStore
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.settings import Settings, get_settings
+from ig_outbound.producers.wire import SEND_JOB_NAME, dumps
+from ig_outbound.worker.job import send_intent
+from ig_outbound.worker.job_guard import load_job
+from ig_outbound.worker.logging import configure_logging
+from ig_outbound.worker.services import Services
+from ig_outbound.worker.tokens import TokenStore
 
 log = structlog.get_logger("ig_outbound.worker")
 

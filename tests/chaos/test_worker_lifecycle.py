@@ -13,8 +13,8 @@ import uuid
 import pytest
 
 from bench.soak import ChaosStack, wait_until
-from producers.localstack import WorkerProcess
-from producers.outcome import Outcome
+from ig_outbound.harness.processes import WorkerProcess
+from ig_outbound.producers.outcome import Outcome
 
 
 def _keys(label: str, n: int) -> list[str]:

@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import (
+from ig_outbound.emulator import (
     AccountConfig,
     CommentConfig,
     EmulatorConfig,
     EmulatorControl,
     run_emulator_process,
 )
-from producers.intent import ALL_KINDS, SENDER_ACTION_KINDS
-from producers.validation import parse_intent
-from worker.payloads import build_body
+from ig_outbound.producers.intent import ALL_KINDS, SENDER_ACTION_KINDS
+from ig_outbound.producers.validation import parse_intent
+from ig_outbound.worker.payloads import build_body
 
 IG_ID = "17841400000000077"
 TOKEN = "IGAAcontract-test-token-0077"

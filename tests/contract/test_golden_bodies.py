@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from producers.intent import MessageIntent
-from producers.validation import parse_intent
-from worker.payloads import build_body
+from ig_outbound.producers.intent import MessageIntent
+from ig_outbound.producers.validation import parse_intent
+from ig_outbound.worker.payloads import build_body
 
 IG_ID = "17841400000000001"
 IGSID = "1254477777772919"

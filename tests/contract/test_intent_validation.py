@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.errors import IntentError
-from producers.intent import ALL_KINDS, MessageIntent
-from producers.validation import parse_intent
+from ig_outbound.producers.errors import IntentError
+from ig_outbound.producers.intent import ALL_KINDS, MessageIntent
+from ig_outbound.producers.validation import parse_intent
 
 IG_ID = "17841400000000001"
 IGSID = "1254477777772919"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from producers.intent import ALL_KINDS, intent_json_schema
+from ig_outbound.producers.intent import ALL_KINDS, intent_json_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
@@ -166,7 +166,7 @@ def test_cli_schema_command_prints_the_same_schema(schema: dict[str, Any]) -> No
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, "-m", "producers.cli", "schema"],
+        [sys.executable, "-m", "ig_outbound.cli", "schema"],
         capture_output=True,
         text=True,
         encoding="utf-8",

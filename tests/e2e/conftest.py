@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import redis
 
-from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from emulator.config import AccountConfig, CommentConfig
-from producers.enqueue import OutboundClient
-from producers.keys import Keys
-from producers.localstack import RedisServer, WorkerProcess
-from producers.settings import Settings
-from producers.validation import parse_intent
-from worker.payloads import build_body
+from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
+from ig_outbound.emulator.config import AccountConfig, CommentConfig
+from ig_outbound.harness.processes import RedisServer, WorkerProcess
+from ig_outbound.producers.enqueue import OutboundClient
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.settings import Settings
+from ig_outbound.producers.validation import parse_intent
+from ig_outbound.worker.payloads import build_body
 
 ACCOUNT_A = "17841400000000101"
 ACCOUNT_B = "17841400000000102"

@@ -1,4 +1,4 @@
-"""`arq worker.WorkerSettings` (ARQ's own CLI) runs the same worker as `ig-outbound worker`."""
+"""ARQ's own CLI (`arq ig_outbound.worker.WorkerSettings`) runs the same worker."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from producers.enqueue import SyncOutboundClient
+from ig_outbound.producers.enqueue import SyncOutboundClient
 from tests.e2e.conftest import ACCOUNT_A, USERS, Stack, make_intent
 
 PREFIX = "igo-arqcli"
@@ -31,7 +31,7 @@ def test_arq_cli_runs_the_worker(stack: Stack, new_key: Any) -> None:
         }
         # --burst: ARQ exits once the queue is empty.
         done = subprocess.run(
-            [sys.executable, "-m", "arq", "worker.WorkerSettings", "--burst"],
+            [sys.executable, "-m", "arq", "ig_outbound.worker.WorkerSettings", "--burst"],
             env=env, capture_output=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]

@@ -19,7 +19,7 @@ def _cli(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.Compl
         "IG_OUTBOUND_KEY_PREFIX": stack.keys.prefix,
     }
     return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args],
+        [sys.executable, "-m", "ig_outbound.cli", *args],
         env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

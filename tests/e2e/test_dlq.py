@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 import redis
 
-from emulator import EmulatorControl
-from producers.dlq import ALL, DeadLetter, DeadLetters, replay_key
-from producers.enqueue import OutboundClient
-from producers.intent import MAX_IDEMPOTENCY_KEY
-from producers.keys import Keys
-from producers.settings import Settings
-from producers.validation import parse_intent
+from ig_outbound.emulator import EmulatorControl
+from ig_outbound.producers.dlq import ALL, DeadLetter, DeadLetters, replay_key
+from ig_outbound.producers.enqueue import OutboundClient
+from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.settings import Settings
+from ig_outbound.producers.validation import parse_intent
 from tests.e2e.conftest import ACCOUNT_B, USERS, Stack, calls_for, make_intent
 
 UNKNOWN_USER = {"id": "99999999999"}  # the emulator fails it with 100/2534014
@@ -82,7 +82,7 @@ def _cli(stack: Stack, *args: str, prefix: str | None = None) -> subprocess.Pope
         "IG_OUTBOUND_KEY_PREFIX": prefix or stack.settings.key_prefix,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "dlq", *args],
+        [sys.executable, "-m", "ig_outbound.cli", "dlq", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from emulator import EmulatorControl
-from producers.enqueue import OutboundClient, SyncOutboundClient
-from producers.errors import IdempotencyConflictError, IntentError, UnknownAccountError
+from ig_outbound.emulator import EmulatorControl
+from ig_outbound.producers.enqueue import OutboundClient, SyncOutboundClient
+from ig_outbound.producers.errors import IdempotencyConflictError, IntentError, UnknownAccountError
 from tests.e2e.conftest import (
     ACCOUNT_A,
     ACCOUNT_B,

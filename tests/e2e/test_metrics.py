@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from producers.enqueue import SyncOutboundClient
-from producers.keys import Keys
-from producers.localstack import WorkerProcess, free_port
+from ig_outbound.harness.processes import WorkerProcess, free_port
+from ig_outbound.producers.enqueue import SyncOutboundClient
+from ig_outbound.producers.keys import Keys
 from tests.e2e.conftest import USERS, Stack, make_intent, wait_registered
 
 PREFIX = "igo-metrics"

@@ -7,12 +7,12 @@ import time
 from importlib.resources import files
 from typing import Any
 
-from producers.enqueue import OutboundClient
+from ig_outbound.producers.enqueue import OutboundClient
 from tests.e2e.conftest import ACCOUNT_A, USERS, Stack
 
 # What `cat producers/lua/gcra.lua producers/lua/enqueue.lua` gives a Go or Node service.
 SCRIPT = "".join(
-    files("producers").joinpath(f"lua/{name}").read_text(encoding="utf-8")
+    files("ig_outbound.producers").joinpath(f"lua/{name}").read_text(encoding="utf-8")
     for name in ("gcra.lua", "enqueue.lua")
 )
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from emulator import EmulatorControl
-from producers.enqueue import OutboundClient
-from producers.inbound import record_echo
-from producers.keys import Keys
-from producers.localstack import WorkerProcess
+from ig_outbound.emulator import EmulatorControl
+from ig_outbound.harness.processes import WorkerProcess
+from ig_outbound.producers.enqueue import OutboundClient
+from ig_outbound.producers.inbound import record_echo
+from ig_outbound.producers.keys import Keys
 from tests.e2e.conftest import ACCOUNT_B, USERS, Stack, calls_for, make_intent, wait_registered
 
 PREFIX = "igo-reconcile"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import (
+from ig_outbound.emulator import (
     AccountConfig,
     CommentConfig,
     EmulatorConfig,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from emulator import EmulatorControl
+from ig_outbound.emulator import EmulatorControl
 from tests.emulator.conftest import IG_A, TOKEN_A, TOKEN_B, USER_1, post
 
 NEW_IG = "17841400000000042"

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from emulator import EmulatorControl, ScriptedAnswer
+from ig_outbound.emulator import EmulatorControl, ScriptedAnswer
 from tests.emulator.conftest import IG_A, IG_B, TOKEN_B, USER_1, USER_B, error_of, post
 
 TEXT = {"recipient": {"id": USER_1}, "message": {"text": "hi"}}

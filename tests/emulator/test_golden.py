@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import EmulatorControl
+from ig_outbound.emulator import EmulatorControl
 from tests.emulator.conftest import COMMENT, COMMENTER, IG_A, USER_1, post
 
 MID = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAwMDAwMDAwMDAx"

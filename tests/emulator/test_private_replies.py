@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from emulator import EmulatorControl
+from ig_outbound.emulator import EmulatorControl
 from tests.emulator.conftest import COMMENT, COMMENTER, IG_A, IG_B, error_of, post
 
 DAY = 24 * 3600.0

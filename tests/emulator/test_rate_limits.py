@@ -18,8 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import EmulatorControl, RateLimitConfig, run_emulator_process
-from emulator.rate_limits import LATE_ARRIVAL_S, RateLimiter, max_in_any_window, rate_class_of
+from ig_outbound.emulator import EmulatorControl, RateLimitConfig, run_emulator_process
+from ig_outbound.emulator.rate_limits import (
+    LATE_ARRIVAL_S,
+    RateLimiter,
+    max_in_any_window,
+    rate_class_of,
+)
 from tests.emulator.conftest import (
     IG_A,
     IG_B,

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.body import parse_body, parse_form
-from emulator.graph_errors import GraphError
-from emulator.validate import validate_send
+from ig_outbound.emulator.body import parse_body, parse_form
+from ig_outbound.emulator.graph_errors import GraphError
+from ig_outbound.emulator.validate import validate_send
 
 _keys = st.sampled_from(
     ["recipient", "message", "sender_action", "payload", "text", "id", "[]", "[0]", "a[b]", "x"]

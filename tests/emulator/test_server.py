@@ -1,4 +1,4 @@
-"""The subprocess helper (also used by the session fixture) and ``python -m emulator``."""
+"""The subprocess helper (used by the session fixture too) and `python -m ig_outbound.emulator`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import socket
 import httpx
 import pytest
 
-from emulator import AccountConfig, EmulatorConfig, EmulatorControl, run_emulator_process
+from ig_outbound.emulator import (
+    AccountConfig,
+    EmulatorConfig,
+    EmulatorControl,
+    run_emulator_process,
+)
 
 
 def _free_port() -> int:

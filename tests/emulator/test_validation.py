@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import EmulatorControl
+from ig_outbound.emulator import EmulatorControl
 from tests.emulator.conftest import TOKEN_A, USER_1, error_of, post
 
 TO = {"id": USER_1}

@@ -12,8 +12,8 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from producers.enqueue import OutboundClient
-from producers.outcome import Outcome
+from ig_outbound.producers.enqueue import OutboundClient
+from ig_outbound.producers.outcome import Outcome
 from tests.flow.conftest import ACCOUNTS, UTILIZATION, WINDOW_MARGIN_MS, Flow, text_intent
 
 LIGHT_LIMIT = 100

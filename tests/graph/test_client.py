@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from producers.settings import GraphSettings
-from worker.graph import (
+from ig_outbound.producers.settings import GraphSettings
+from ig_outbound.worker.graph import (
     TRANSIENT_CAP,
     Classification,
     ErrorClass,

@@ -9,12 +9,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from producers.enqueue import OutboundClient
-from producers.outcome import Outcome, OutcomeStatus
-from producers.redis_util import resolve
-from producers.settings import RateSettings, Settings
-from worker.journal import Journal
-from worker.limiter import RateLimiter
+from ig_outbound.producers.enqueue import OutboundClient
+from ig_outbound.producers.outcome import Outcome, OutcomeStatus
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.settings import RateSettings, Settings
+from ig_outbound.worker.journal import Journal
+from ig_outbound.worker.limiter import RateLimiter
 
 PREFIX = "sched"
 A, B = "17841400000000001", "17841400000000002"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from producers.keys import Keys
-from producers.redis_util import resolve
-from producers.settings import RateSettings
-from worker.limiter import RateClass, RateLimiter, budgets, rate_class
-from worker.pauses import Pauses
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.settings import RateSettings
+from ig_outbound.worker.limiter import RateClass, RateLimiter, budgets, rate_class
+from ig_outbound.worker.pauses import Pauses
 
 KEYS = Keys("t")
 ACCOUNT = "17841400000000001"

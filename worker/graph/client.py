@@ -26,8 +26,8 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from producers.settings import GraphSettings
-from worker.graph.errors import (
+from ig_outbound.producers.settings import GraphSettings
+from ig_outbound.worker.graph.errors import (
     MALFORMED_SUCCESS,
     SUCCESS,
     TOKEN_MALFORMED,
@@ -38,7 +38,13 @@ from worker.graph.errors import (
     classify,
     classify_transport,
 )
-from worker.graph.usage import AppUsage, BucUsage, max_usage_pct, parse_app_usage, parse_buc_usage
+from ig_outbound.worker.graph.usage import (
+    AppUsage,
+    BucUsage,
+    max_usage_pct,
+    parse_app_usage,
+    parse_buc_usage,
+)
 
 __all__ = ["GraphClient", "GraphClientError", "GraphResult"]
 

@@ -22,11 +22,11 @@ def _print_json(data: object) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run a worker (`arq worker.WorkerSettings` too, but this one also outlives Redis outages)."""
+    """Run a worker under a supervisor that outlives Redis outages (ARQ's CLI works too)."""
     from pydantic import ValidationError
 
-    from producers.settings import get_settings
-    from worker.tokens import TokenConfigError, TokenStore
+    from ig_outbound.producers.settings import get_settings
+    from ig_outbound.worker.tokens import TokenConfigError, TokenStore
 
     try:
         TokenStore.from_settings(get_settings())
@@ -41,8 +41,8 @@ def worker() -> None:
         _print_json({"error": "invalid_tokens", "message": str(exc)})
         raise typer.Exit(2) from None
 
-    from worker import WorkerSettings
-    from worker.supervisor import run_supervised
+    from ig_outbound.worker import WorkerSettings
+    from ig_outbound.worker.supervisor import run_supervised
 
     run_supervised(WorkerSettings)
 
@@ -54,7 +54,7 @@ def emulator(
     config: Annotated[Path | None, typer.Option(help="Emulator config (JSON).")] = None,
 ) -> None:
     """Run the local Graph API emulator."""
-    from emulator.__main__ import main as emulator_main
+    from ig_outbound.emulator.__main__ import main as emulator_main
 
     args = ["--port", str(port), "--host", host]
     if config is not None:
@@ -65,7 +65,7 @@ def emulator(
 @app.command()
 def schema() -> None:
     """Print the intent's JSON Schema (for producers in other languages)."""
-    from producers.intent import intent_json_schema
+    from ig_outbound.producers.intent import intent_json_schema
 
     _print_json(intent_json_schema())
 
@@ -73,7 +73,7 @@ def schema() -> None:
 @app.command("enqueue-script")
 def enqueue_script() -> None:
     """Print the enqueue Lua script (for producers in other languages: SCRIPT LOAD it)."""
-    from producers.enqueue import ENQUEUE_LUA
+    from ig_outbound.producers.enqueue import ENQUEUE_LUA
 
     typer.echo(ENQUEUE_LUA, nl=False)
 
@@ -87,7 +87,7 @@ def send(
     wait: Annotated[float, typer.Option(help="Seconds to wait for outcomes (0 = don't).")] = 0.0,
 ) -> None:
     """Enqueue intents from JSON; prints one result per intent; exit 2 if any is refused."""
-    from producers.enqueue import SyncOutboundClient
+    from ig_outbound.producers.enqueue import SyncOutboundClient
 
     text = sys.stdin.read() if file is None or str(file) == "-" else file.read_text("utf-8")
     try:
@@ -117,7 +117,7 @@ def send(
 @app.command()
 def status(key: Annotated[str, typer.Argument(help="Idempotency key.")]) -> None:
     """Show the state and outcome of one intent."""
-    from producers.enqueue import SyncOutboundClient
+    from ig_outbound.producers.enqueue import SyncOutboundClient
 
     with SyncOutboundClient.connect() as client:
         outcome = client.outcome(key)
@@ -142,7 +142,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
 ) -> None:
     """The whole product on embedded defaults: emulator, workers, simulated users, summary."""
-    from producers.demo import run_demo
+    from ig_outbound.harness.demo import run_demo
 
     raise typer.Exit(
         run_demo(accounts=accounts, conversations=conversations, rounds=rounds, workers=workers)
@@ -213,7 +213,7 @@ def dlq_list(
     key: Annotated[str | None, typer.Option(help="Only entries of this idempotency key.")] = None,
 ) -> None:
     """List dead letters, newest first."""
-    from producers.dlq import DeadLetters
+    from ig_outbound.producers.dlq import DeadLetters
 
     if status is not None and status not in _DLQ_STATUSES:
         raise _dlq_error("invalid_status", f"status must be one of {', '.join(_DLQ_STATUSES)}")
@@ -233,7 +233,7 @@ def dlq_list(
 @dlq_app.command("show")
 def dlq_show(entry_id: Annotated[str, typer.Argument(help="Stream entry id.")]) -> None:
     """Show one dead letter: its intent, outcome and replay."""
-    from producers.dlq import DeadLetters
+    from ig_outbound.producers.dlq import DeadLetters
 
     with _DlqErrors(), DeadLetters.connect() as dlq:
         letter = dlq.show(entry_id)
@@ -251,7 +251,7 @@ def dlq_replay(
     ] = False,
 ) -> None:
     """Re-enqueue dead-lettered intents under derived keys; every check runs again."""
-    from producers.dlq import ALL, DeadLetters
+    from ig_outbound.producers.dlq import ALL, DeadLetters
 
     if bool(entry_ids) == all_:
         raise _dlq_error("invalid_arguments", "give entry ids or --all (not both)")
@@ -276,7 +276,7 @@ def dlq_purge(
     """Remove dead letters (by id, all, or by age) and their replay bookkeeping."""
     from datetime import timedelta
 
-    from producers.dlq import ALL, DeadLetters
+    from ig_outbound.producers.dlq import ALL, DeadLetters
 
     if sum((bool(entry_ids), all_, older_than is not None)) != 1:
         raise _dlq_error("invalid_arguments", "give entry ids, --all or --older-than (one)")

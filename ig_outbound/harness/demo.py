@@ -22,13 +22,13 @@ from typing import Any
 
 import redis
 
-from emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from emulator.config import AccountConfig, CommentConfig, FaultSettings
-from producers.enqueue import EnqueueResult, SyncOutboundClient
-from producers.keys import Keys
-from producers.localstack import LocalStackError, RedisServer, WorkerProcess
-from producers.outcome import Outcome
-from producers.settings import Settings
+from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
+from ig_outbound.emulator.config import AccountConfig, CommentConfig, FaultSettings
+from ig_outbound.harness.processes import LocalStackError, RedisServer, WorkerProcess
+from ig_outbound.producers.enqueue import EnqueueResult, SyncOutboundClient
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.settings import Settings
 
 IMG = "https://cdn.example.com/img/{}.png"
 
@@ -353,8 +353,8 @@ def _summary(outcomes: list[Outcome], elapsed_s: float, control: EmulatorControl
 
 def _order_report(control: EmulatorControl, intents: list[dict[str, Any]]) -> None:
     """Check, from what Graph received, that every conversation arrived in enqueue order."""
-    from producers.validation import parse_intent
-    from worker.payloads import build_body
+    from ig_outbound.producers.validation import parse_intent
+    from ig_outbound.worker.payloads import build_body
 
     expected: dict[tuple[str, str], list[str]] = {}
     for intent in intents:

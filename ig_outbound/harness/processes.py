@@ -138,7 +138,7 @@ class WorkerProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._log = out
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "producers.cli", "worker"],
+            [sys.executable, "-m", "ig_outbound.cli", "worker"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
