@@ -74,8 +74,9 @@ from ig_outbound.harness.processes import RedisServer
 from ig_outbound.producers.enqueue import SyncOutboundClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
-from ig_outbound.producers.settings import RateSettings
-from ig_outbound.worker.limiter import RateClass, budgets
+from ig_outbound.producers.rate_class import RateClass
+from ig_outbound.worker.limiter import budgets
+from ig_outbound.worker.settings import RateSettings
 
 SUB_BENCHMARKS = ("precision", "burst", "latency", "fairness", "scaling")
 META_WINDOW_S = {"light": 1.0, "media": 1.0, "private_reply": 3600.0}

@@ -35,7 +35,7 @@ from pathlib import Path
 from bench.soak import ChaosStack, wait_until
 from ig_outbound.producers.keys import ARQ_IN_PROGRESS_PREFIX
 from ig_outbound.producers.outcome import Outcome
-from ig_outbound.producers.settings import Settings
+from ig_outbound.worker.settings import Settings
 
 HANG_S = 120.0  # the emulator's answer never comes within the worker's read timeout
 WAIT_S = 120.0  # bound on each wait; default recovery is ~30 s

@@ -55,7 +55,7 @@ from ig_outbound.harness.processes import RedisServer, WorkerProcess
 from ig_outbound.producers.enqueue import SyncOutboundClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
-from ig_outbound.producers.settings import Settings
+from ig_outbound.worker.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "igo-chaos"

@@ -53,10 +53,10 @@ from ig_outbound.harness.processes import RedisServer, WorkerProcess
 from ig_outbound.producers.enqueue import SyncOutboundClient
 from ig_outbound.producers.keys import ARQ_JOB_PREFIX, Keys
 from ig_outbound.producers.outcome import Outcome
-from ig_outbound.producers.settings import Settings
 from ig_outbound.producers.validation import parse_intent
 from ig_outbound.producers.wire import dumps, loads
 from ig_outbound.worker.graph.client import build_http_client
+from ig_outbound.worker.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FLOOR_JOB_NAME = "bench.floor.send"

@@ -74,8 +74,9 @@ from ig_outbound.producers.errors import IdempotencyConflictError, IntentError
 from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
-from ig_outbound.producers.settings import Settings, get_settings
+from ig_outbound.producers.settings import ClientSettings, get_client_settings
 from ig_outbound.producers.validation import parse_intent
+from ig_outbound.producers.wire import BAD_JOB_MARKER
 
 ALL: Final = "all"
 """Pass as `entry_ids` to replay or purge every entry."""
@@ -85,7 +86,6 @@ ReplayStatus = Literal["queued", "duplicate", "refused", "would_queue"]
 
 _ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _PAGE = 500
-_BAD_JOB_MARKER = "__bad_job__"  # worker.job_guard.BAD_JOB_MARKER (producers never import worker)
 
 
 def _s(value: object) -> str:
@@ -219,14 +219,14 @@ def _parse_entry(entry_id: object, raw_fields: Any) -> DeadLetter:
 class DeadLetters:
     """The dead-letter stream of one key prefix (sync; built on `redis.Redis`)."""
 
-    def __init__(self, client: redis.Redis, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, client: redis.Redis, settings: ClientSettings | None = None) -> None:
+        self.settings = settings or get_client_settings()
         self.keys = Keys(self.settings.key_prefix)
         self._redis = client
 
     @classmethod
-    def connect(cls, url: str | None = None, settings: Settings | None = None) -> DeadLetters:
-        settings = settings or get_settings()
+    def connect(cls, url: str | None = None, settings: ClientSettings | None = None) -> DeadLetters:
+        settings = settings or get_client_settings()
         return cls(redis.Redis.from_url(url or settings.redis_url), settings)
 
     def close(self) -> None:
@@ -371,8 +371,8 @@ class DeadLetters:
         raw = letter.intent
         if not isinstance(raw, dict):
             return _refused(eid, "invalid_intent", "the dead letter holds no JSON object", key)
-        if _BAD_JOB_MARKER in raw:
-            reason = str(raw[_BAD_JOB_MARKER])[:300]
+        if BAD_JOB_MARKER in raw:
+            reason = str(raw[BAD_JOB_MARKER])[:300]
             return _refused(eid, "bad_job", f"a quarantined job, not an intent: {reason}", key)
         new_key = replay_key(key, eid)
         try:

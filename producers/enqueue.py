@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.resources import files
 from typing import Any, Literal
 
 import redis
@@ -29,14 +28,13 @@ from ig_outbound.producers.intent import MessageIntent
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.producers.settings import Settings, get_settings
+from ig_outbound.producers.scripts import ENQUEUE
+from ig_outbound.producers.settings import ClientSettings, get_client_settings
 from ig_outbound.producers.validation import parse_intent
 from ig_outbound.producers.wire import SEND_JOB_NAME, canonical_json
 
-_LUA = files("ig_outbound.producers").joinpath("lua")
-GCRA_LUA = _LUA.joinpath("gcra.lua").read_text(encoding="utf-8")
-# The script producers load: the GCRA reservation function, then the enqueue body.
-ENQUEUE_LUA = GCRA_LUA + _LUA.joinpath("enqueue.lua").read_text(encoding="utf-8")
+# The script producers in any language load (`ig-outbound enqueue-script` prints it).
+ENQUEUE_LUA = ENQUEUE.source
 # The ARQ job key outlives the deadline by this much, so the worker can still report `expired`.
 JOB_TTL_MARGIN_MS = 3_600_000
 
@@ -71,7 +69,7 @@ class _Call:
     args: list[str | int]
 
 
-def _prepare(intent: MessageIntent, keys: Keys, settings: Settings) -> _Call:
+def _prepare(intent: MessageIntent, keys: Keys, settings: ClientSettings) -> _Call:
     now_ms = int(time.time() * 1000)
     run_at_ms = int(intent.not_before.timestamp() * 1000) if intent.not_before else 0
     deadline = intent.deadline(settings.default_deadline_s, datetime.now(UTC))
@@ -154,15 +152,17 @@ def _decode_outcome(raw: object) -> Outcome | None:
 class OutboundClient:
     """Async producer client. `await OutboundClient.connect()` or pass a redis client."""
 
-    def __init__(self, client: aioredis.Redis, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, client: aioredis.Redis, settings: ClientSettings | None = None) -> None:
+        self.settings = settings or get_client_settings()
         self.keys = Keys(self.settings.key_prefix)
         self._redis = client
         self._script = client.register_script(ENQUEUE_LUA)
 
     @classmethod
-    def connect(cls, url: str | None = None, settings: Settings | None = None) -> OutboundClient:
-        settings = settings or get_settings()
+    def connect(
+        cls, url: str | None = None, settings: ClientSettings | None = None
+    ) -> OutboundClient:
+        settings = settings or get_client_settings()
         return cls(aioredis.Redis.from_url(url or settings.redis_url), settings)
 
     async def aclose(self) -> None:
@@ -252,17 +252,17 @@ class OutboundClient:
 class SyncOutboundClient:
     """Blocking twin of `OutboundClient`, for producers without an event loop."""
 
-    def __init__(self, client: redis.Redis, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, client: redis.Redis, settings: ClientSettings | None = None) -> None:
+        self.settings = settings or get_client_settings()
         self.keys = Keys(self.settings.key_prefix)
         self._redis = client
         self._script = client.register_script(ENQUEUE_LUA)
 
     @classmethod
     def connect(
-        cls, url: str | None = None, settings: Settings | None = None
+        cls, url: str | None = None, settings: ClientSettings | None = None
     ) -> SyncOutboundClient:
-        settings = settings or get_settings()
+        settings = settings or get_client_settings()
         return cls(redis.Redis.from_url(url or settings.redis_url), settings)
 
     def close(self) -> None:

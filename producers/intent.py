@@ -168,6 +168,12 @@ class MediaRef(_Model):
         return self
 
 
+# A conversation's recipient part: `id:<IGSID>` or `comment:<comment id>` (the enqueue script
+# gets the same prefixes from the generated prelude).
+RECIPIENT_ID_PREFIX = "id:"
+RECIPIENT_COMMENT_PREFIX = "comment:"
+
+
 class Recipient(_Model):
     """Exactly one person: an IGSID, or a comment id for a private reply."""
 
@@ -183,7 +189,9 @@ class Recipient(_Model):
     @property
     def key(self) -> str:
         """The conversation part of an ordering key: `id:<IGSID>` or `comment:<id>`."""
-        return f"id:{self.id}" if self.id is not None else f"comment:{self.comment_id}"
+        if self.id is not None:
+            return RECIPIENT_ID_PREFIX + self.id
+        return RECIPIENT_COMMENT_PREFIX + str(self.comment_id)
 
 
 # --- contents: one small model per kind -----------------------------------------------------

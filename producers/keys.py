@@ -1,17 +1,58 @@
 """Every Redis key name ig-outbound uses, defined once.
 
+`KEY_TEMPLATES` is the one definition: the `Keys` methods format it in Python, and the Lua
+scripts get generated builder functions from it (`key_<name>(prefix, ...)`, see
+`producers/scripts.py`), so no script spells a key name itself (a test checks).
+
 ARQ's own keys (`arq:job:<id>`, `arq:in-progress:<id>`, ...) are fixed by ARQ; ours all start
 with the configured prefix (default `igo`). See docs/architecture.md for what each holds.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from types import MappingProxyType
 
 ARQ_JOB_PREFIX = "arq:job:"
 ARQ_RESULT_PREFIX = "arq:result:"
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
 ARQ_RETRY_PREFIX = "arq:retry:"
+
+# name -> template; `{prefix}` is always the first part, the other fields are arguments.
+KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "queue": "{prefix}:queue",
+        "accounts": "{prefix}:accounts",
+        "outcomes": "{prefix}:outcomes",
+        "dead_letters": "{prefix}:dlq",
+        "dead_letter_replays": "{prefix}:dlq:replays",
+        "counters": "{prefix}:counters",
+        "seq": "{prefix}:seq",
+        "rates": "{prefix}:rates",
+        "record": "{prefix}:idem:{key}",
+        "job_id": "{prefix}:{key}",
+        "arq_job": ARQ_JOB_PREFIX + "{prefix}:{key}",
+        "conversation": "{prefix}:conv:{account}:{recipient}",
+        "echoes": "{prefix}:echo:{account}:{recipient}",
+        "rate_window": "{prefix}:win:{account}:{rate_class}",
+        "rate_tat": "{prefix}:tat:{account}:{rate_class}",
+        "pause": "{prefix}:pause:{account}",
+        "slow": "{prefix}:slow:{account}",
+    }
+)
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholders of a template, in order (`prefix` first)."""
+    return _FIELD.findall(template)
+
+
+def template_literals(template: str) -> list[str]:
+    """The fixed text between placeholders (what a script must never spell itself)."""
+    return [part for part in _FIELD.split(template)[::2] if part]
 
 
 @dataclass(frozen=True)
@@ -20,72 +61,81 @@ class Keys:
 
     prefix: str = "igo"
 
+    def _key(self, name: str, **fields: str) -> str:
+        return KEY_TEMPLATES[name].format(prefix=self.prefix, **fields)
+
     @property
     def queue(self) -> str:
         """The ARQ queue (a sorted set of job ids scored by run-at ms)."""
-        return f"{self.prefix}:queue"
+        return self._key("queue")
 
     @property
     def accounts(self) -> str:
         """Set of IG account ids the worker fleet holds tokens for (ids only, never tokens)."""
-        return f"{self.prefix}:accounts"
+        return self._key("accounts")
 
     @property
     def outcomes(self) -> str:
         """Stream of terminal outcomes, one entry per accepted intent."""
-        return f"{self.prefix}:outcomes"
+        return self._key("outcomes")
 
     @property
     def dead_letters(self) -> str:
         """Stream of failed/rejected/expired/unknown intents with their reason."""
-        return f"{self.prefix}:dlq"
+        return self._key("dead_letters")
 
     @property
     def dead_letter_replays(self) -> str:
         """Hash: DLQ entry id -> the idempotency key its replay was enqueued under."""
-        return f"{self.prefix}:dlq:replays"
+        return self._key("dead_letter_replays")
 
     @property
     def counters(self) -> str:
         """Hash of fleet-wide counters (e.g. ambiguous sends), for tests and status."""
-        return f"{self.prefix}:counters"
+        return self._key("counters")
 
-    def record(self, idempotency_key: str) -> str:
-        """Hash: the idempotency record and send journal of one intent."""
-        return f"{self.prefix}:idem:{idempotency_key}"
-
-    def job_id(self, idempotency_key: str) -> str:
-        """The ARQ job id of an intent (its idempotency key under our prefix)."""
-        return f"{self.prefix}:{idempotency_key}"
-
-    def arq_job(self, idempotency_key: str) -> str:
-        return ARQ_JOB_PREFIX + self.job_id(idempotency_key)
-
-    def echoes(self, account_id: str, recipient_id: str) -> str:
-        """Sorted set of message echoes (webhooks) in one conversation, scored by time ms."""
-        return f"{self.prefix}:echo:{account_id}:{recipient_id}"
+    @property
+    def seq(self) -> str:
+        """String: the global enqueue sequence that orders a conversation's intents."""
+        return self._key("seq")
 
     @property
     def rates(self) -> str:
         """Hash: slot spacing per rate class, published by workers for the enqueue script."""
-        return f"{self.prefix}:rates"
+        return self._key("rates")
 
-    def rate_window(self, account_id: str, rate_class: str) -> str:
-        """Sorted set: sends of the current window (enforcement), scored by time ms."""
-        return f"{self.prefix}:win:{account_id}:{rate_class}"
+    def record(self, idempotency_key: str) -> str:
+        """Hash: the idempotency record and send journal of one intent."""
+        return self._key("record", key=idempotency_key)
 
-    def rate_tat(self, account_id: str, rate_class: str) -> str:
-        """String: GCRA theoretical arrival time (ms) of the next slot (reservations)."""
-        return f"{self.prefix}:tat:{account_id}:{rate_class}"
+    def job_id(self, idempotency_key: str) -> str:
+        """The ARQ job id of an intent (its idempotency key under our prefix)."""
+        return self._key("job_id", key=idempotency_key)
 
-    def slow(self, account_id: str) -> str:
-        """String with a TTL: the account runs at reduced rate while it exists."""
-        return f"{self.prefix}:slow:{account_id}"
+    def arq_job(self, idempotency_key: str) -> str:
+        """String: the ARQ job (JSON) of an intent."""
+        return self._key("arq_job", key=idempotency_key)
 
     def conversation(self, account_id: str, recipient_key: str) -> str:
         """Sorted set: pending intents (keys) of one conversation by sequence number."""
-        return f"{self.prefix}:conv:{account_id}:{recipient_key}"
+        return self._key("conversation", account=account_id, recipient=recipient_key)
+
+    def echoes(self, account_id: str, recipient_id: str) -> str:
+        """Sorted set of message echoes (webhooks) in one conversation, scored by time ms."""
+        return self._key("echoes", account=account_id, recipient=recipient_id)
+
+    def rate_window(self, account_id: str, rate_class: str) -> str:
+        """Sorted set: sends of the current window (enforcement), scored by time ms."""
+        return self._key("rate_window", account=account_id, rate_class=rate_class)
+
+    def rate_tat(self, account_id: str, rate_class: str) -> str:
+        """String: GCRA theoretical arrival time (ms) of the next slot (reservations)."""
+        return self._key("rate_tat", account=account_id, rate_class=rate_class)
 
     def pause(self, account_id: str) -> str:
         """String with a TTL: the account is paused fleet-wide while it exists."""
-        return f"{self.prefix}:pause:{account_id}"
+        return self._key("pause", account=account_id)
+
+    def slow(self, account_id: str) -> str:
+        """String with a TTL: the account runs at reduced rate while it exists."""
+        return self._key("slow", account=account_id)

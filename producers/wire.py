@@ -12,6 +12,9 @@ from typing import Any
 
 # Explicit job name: ARQ would otherwise use the function's __qualname__ (arq-notes A.2).
 SEND_JOB_NAME = "ig_outbound.send"
+# A job the worker could not read is re-run as a send job whose one argument carries this
+# field (the reason); it ends `rejected` or as a dead letter, and the DLQ refuses to replay it.
+BAD_JOB_MARKER = "__bad_job__"
 
 
 def dumps(obj: Any) -> bytes:

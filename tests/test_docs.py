@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ig_outbound.producers.settings import Settings
+from ig_outbound.worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

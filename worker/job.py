@@ -24,14 +24,14 @@ from ig_outbound.producers.errors import IntentError, Problem
 from ig_outbound.producers.inbound import find_echo, message_fingerprint
 from ig_outbound.producers.intent import MessageIntent
 from ig_outbound.producers.outcome import GraphErrorInfo, OutcomeStatus
+from ig_outbound.producers.rate_class import rate_class
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.validation import parse_intent, readable_key
+from ig_outbound.producers.wire import BAD_JOB_MARKER
 from ig_outbound.worker import metrics
 from ig_outbound.worker.backoff import full_jitter
 from ig_outbound.worker.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
-from ig_outbound.worker.job_guard import BAD_JOB_MARKER
 from ig_outbound.worker.journal import Begin
-from ig_outbound.worker.limiter import rate_class
 from ig_outbound.worker.outcomes import make_outcome, observe
 from ig_outbound.worker.payloads import build_body
 from ig_outbound.worker.services import Services

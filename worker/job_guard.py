@@ -13,9 +13,8 @@ import time
 from typing import Any
 
 from ig_outbound.producers.validation import readable_key
-from ig_outbound.producers.wire import SEND_JOB_NAME
+from ig_outbound.producers.wire import BAD_JOB_MARKER, SEND_JOB_NAME
 
-BAD_JOB_MARKER = "__bad_job__"
 _RAW_LIMIT = 10_000
 
 

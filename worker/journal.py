@@ -1,7 +1,8 @@
 """The send journal: per intent `queued -> sending (leased) -> sent | failed | ...`.
 
-It lives in the intent's idempotency record (`<prefix>:idem:<key>`, a hash) and is changed only
-by the atomic scripts below, so ARQ running a job twice (arq-notes A.3) can never send twice:
+It lives in the intent's idempotency record (`<prefix>:idem:<key>`, a hash) and is changed
+only by atomic scripts (`producers/lua/journal_*.lua`), so ARQ running a job twice
+(arq-notes A.3) can never send twice:
 a second run finds `sending` under a live lease (busy), or a terminal outcome (done), or an
 expired lease (ambiguous: the first run may have reached Graph; a policy decides).
 
@@ -18,137 +19,13 @@ from redis.asyncio import Redis
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import DEAD_LETTER_STATUSES, Outcome
 from ig_outbound.producers.redis_util import resolve
-
-_NOW_MS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-# KEYS[1] record, KEYS[2] ARQ queue. ARGV[1] lease ms, ARGV[2] owner (job id + try), ARGV[3]
-# '1' = take over an ambiguous send (the policy decided to resend it), ARGV[4] the key,
-# ARGV[5] run-at ms to park the job at when it is not its conversation's turn.
-# -> {'go', attempts} | {'done', state} | {'busy', ms_left} | {'not_its_turn', ''}
-#  | {'ambiguous', attempts, last send start ms, ms since it became ambiguous}
-_BEGIN = (
-    _NOW_MS
-    + """
-if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then
-  return {'done', redis.call('HGET', KEYS[1], 'state')}
-end
-local conv = redis.call('HGET', KEYS[1], 'conv')
-if conv and conv ~= '' then
-  local head = redis.call('ZRANGE', conv, 0, 0)[1]
-  if head and head ~= ARGV[4] then
-    -- Parked here, atomically with the head check, so the end of the intent before (which
-    -- queues this job at once) always comes later and wins; the job then leaves the score
-    -- alone. A park by ARQ's Retry(defer) would add to that score and lose the wake-up.
-    local job_id = redis.call('HGET', KEYS[1], 'job_id')
-    if job_id then redis.call('ZADD', KEYS[2], ARGV[5], job_id) end
-    return {'not_its_turn', ''}
-  end
-end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'sending' or state == 'unconfirmed' then
-  if state == 'sending' then
-    local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-    if lease > now then return {'busy', tostring(lease - now)} end
-  end
-  if ARGV[3] ~= '1' then
-    local since = tonumber(redis.call('HGET', KEYS[1], 'unconfirmed_since') or '0')
-    if since == 0 then
-      since = now
-      redis.call('HSET', KEYS[1], 'state', 'unconfirmed', 'unconfirmed_since', now)
-      redis.call('HDEL', KEYS[1], 'lease_until')
-    end
-    return {'ambiguous', redis.call('HGET', KEYS[1], 'attempts') or '0',
-            redis.call('HGET', KEYS[1], 'sending_since') or '0', tostring(now - since)}
-  end
-end
-redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', now + tonumber(ARGV[1]),
-  'owner', ARGV[2], 'sending_since', now)
-redis.call('HDEL', KEYS[1], 'unconfirmed_since')
-return {'go', tostring(redis.call('HINCRBY', KEYS[1], 'attempts', 1))}
-"""
+from ig_outbound.producers.scripts import (
+    DEAD_LETTER_UNKEYED,
+    JOURNAL_BEGIN,
+    JOURNAL_FINISH,
+    JOURNAL_RELEASE,
+    JOURNAL_UNCONFIRM,
 )
-
-# The request left but no answer came (reconcile policy): `unconfirmed` until settled.
-# KEYS[1] record. ARGV[1] owner.
-_UNCONFIRM = (
-    _NOW_MS
-    + """
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1]
-   and redis.call('HGET', KEYS[1], 'state') == 'sending' then
-  redis.call('HSET', KEYS[1], 'state', 'unconfirmed', 'unconfirmed_since', now)
-  redis.call('HDEL', KEYS[1], 'lease_until')
-  return 1
-end
-return 0
-"""
-)
-
-# The send definitely did not reach Graph (or Graph refused it): leave `sending`.
-# KEYS[1] record. ARGV[1] owner, ARGV[2] '1' to count a transient failure.
-# -> transient failures so far
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1]
-   and redis.call('HGET', KEYS[1], 'state') == 'sending' then
-  redis.call('HSET', KEYS[1], 'state', 'retrying')
-  redis.call('HDEL', KEYS[1], 'lease_until')
-end
-if ARGV[2] == '1' then
-  return redis.call('HINCRBY', KEYS[1], 'failures', 1)
-end
-return tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
-"""
-
-# Exactly one terminal outcome per intent, published atomically with the state change; then
-# the conversation's next intent (if any) is queued: order is kept by queueing one at a time.
-# KEYS[1] record, KEYS[2] outcomes stream, KEYS[3] dead-letter stream, KEYS[4] ARQ queue.
-# ARGV[1] status, ARGV[2] outcome JSON, ARGV[3] stream maxlen, ARGV[4] record retention ms,
-# ARGV[5] key, ARGV[6] '1' = dead-letter it, ARGV[7] the intent (raw JSON) for the DLQ,
-# ARGV[8] key prefix.
-# -> 1 published, 0 already had an outcome
-_FINISH = (
-    _NOW_MS
-    + """
-if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2])
-redis.call('HDEL', KEYS[1], 'lease_until')
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'key', ARGV[5], 'status', ARGV[1],
-  'outcome', ARGV[2])
-if ARGV[6] == '1' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'key', ARGV[5], 'status', ARGV[1],
-    'outcome', ARGV[2], 'intent', ARGV[7])
-end
-local conv = redis.call('HGET', KEYS[1], 'conv')
-if conv and conv ~= '' then
-  local was_head = redis.call('ZRANGE', conv, 0, 0)[1] == ARGV[5]
-  redis.call('ZREM', conv, ARGV[5])
-  -- Only the head's end lets the next one go (a parked one may expire before its turn).
-  for _ = 1, (was_head and 100 or 0) do
-    local nxt = redis.call('ZRANGE', conv, 0, 0)[1]
-    if not nxt then break end
-    local rec = ARGV[8] .. ':idem:' .. nxt
-    local job_id = redis.call('HGET', rec, 'job_id')
-    if job_id and redis.call('HEXISTS', rec, 'outcome') == 0 then
-      local run_at = tonumber(redis.call('HGET', rec, 'run_at') or '0')
-      redis.call('ZADD', KEYS[4], math.max(now, run_at), job_id)
-      break
-    end
-    redis.call('ZREM', conv, nxt)  -- gone or already ended: skip it
-  end
-end
-return 1
-"""
-)
-
-# A dead letter for input with no readable key (so no record and no outcome can exist).
-_DEAD_LETTER_ONLY = """
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'key', '', 'status', 'rejected',
-  'outcome', ARGV[2], 'intent', ARGV[3])
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -188,11 +65,11 @@ class Journal:
         self._keys = keys
         self._maxlen = maxlen
         self._retention_ms = retention_s * 1000
-        self._begin = redis.register_script(_BEGIN)
-        self._release = redis.register_script(_RELEASE)
-        self._unconfirm = redis.register_script(_UNCONFIRM)
-        self._finish = redis.register_script(_FINISH)
-        self._dead_letter_only = redis.register_script(_DEAD_LETTER_ONLY)
+        self._begin = redis.register_script(JOURNAL_BEGIN.source)
+        self._release = redis.register_script(JOURNAL_RELEASE.source)
+        self._unconfirm = redis.register_script(JOURNAL_UNCONFIRM.source)
+        self._finish = redis.register_script(JOURNAL_FINISH.source)
+        self._dead_letter_only = redis.register_script(DEAD_LETTER_UNKEYED.source)
 
     async def read(self, key: str) -> Record:
         raw = await resolve(self._redis.hgetall(self._keys.record(key)))

@@ -19,77 +19,14 @@ A pause (`<p>:pause:<account>`) makes every reservation start after it; `<p>:slo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from redis.asyncio import Redis
 
-from ig_outbound.producers.enqueue import GCRA_LUA
 from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.producers.settings import RateSettings
-
-# KEYS: window, tat, pause, slow. ARGV: limit per window, window ms, interval ms, burst,
-# member, slowdown factor, '1' = reserve a new slot if the window is full.
-# -> {'go', 0} | {'wait', ms}
-# A full window usually means this send came a hair early for its own reserved slot (ARQ's
-# poll, a busy host): it waits for the window's oldest send to age out, keeping its place.
-# Only a send that keeps finding the window full reserves a new slot (after the backlog).
-_ACQUIRE = (
-    GCRA_LUA
-    + """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local interval = tonumber(ARGV[3])
-local burst = tonumber(ARGV[4])
-if redis.call('EXISTS', KEYS[4]) == 1 then
-  local factor = tonumber(ARGV[6])
-  limit = math.max(1, math.floor(limit * factor))
-  interval = interval / factor
-end
-local pause = redis.call('PTTL', KEYS[3])
-if pause > 0 then
-  return {'wait', string.format('%d', reserve(KEYS[2], interval, burst, now + pause) - now)}
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], window + 1000)
-  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if tat <= now then
-    redis.call('SET', KEYS[2], string.format('%.3f', now + interval),
-      'PX', math.floor(60000 + interval))
-  end
-  return {'go', '0'}
-end
-local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-if ARGV[7] ~= '1' then
-  return {'wait', string.format('%d', oldest + window - now + 1)}
-end
-local slot = reserve(KEYS[2], interval, burst, oldest + window)
-return {'wait', string.format('%d', slot - now)}
-"""
-)
-
-
-class RateClass(StrEnum):
-    """Meta's budgets per IG account (fact sheet section 3)."""
-
-    LIGHT = "light"  # text, links, reactions, stickers and the other light kinds: 100/s
-    MEDIA = "media"  # audio and video: 10/s
-    PRIVATE_REPLY = "private_reply"  # private replies to posts and reels: 750/h
-
-
-MEDIA_KINDS = frozenset({"audio", "video"})
-
-
-def rate_class(kind: str, is_private_reply: bool) -> RateClass:
-    if is_private_reply:
-        return RateClass.PRIVATE_REPLY
-    if kind in MEDIA_KINDS:
-        return RateClass.MEDIA
-    return RateClass.LIGHT
+from ig_outbound.producers.scripts import RATE_ACQUIRE
+from ig_outbound.worker.settings import RateSettings
 
 
 @dataclass(frozen=True)
@@ -131,7 +68,7 @@ class RateLimiter:
         self._keys = keys
         self._rate = rate
         self._budgets = budgets(rate)
-        self._acquire = redis.register_script(_ACQUIRE)
+        self._acquire = redis.register_script(RATE_ACQUIRE.source)
 
     async def publish(self) -> None:
         """Write the slot spacing per class for the enqueue script (no secrets in it)."""

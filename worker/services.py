@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.settings import Settings
 from ig_outbound.worker.graph import GraphClient
 from ig_outbound.worker.journal import Journal
 from ig_outbound.worker.limiter import RateLimiter
 from ig_outbound.worker.pauses import Pauses
+from ig_outbound.worker.settings import Settings
 from ig_outbound.worker.tokens import TokenStore
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from ig_outbound.producers.settings import Settings
+from ig_outbound.worker.settings import Settings
 
 
 class TokenConfigError(ValueError):

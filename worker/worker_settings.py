@@ -19,12 +19,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.producers.settings import Settings, get_settings
 from ig_outbound.producers.wire import SEND_JOB_NAME, dumps
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
 from ig_outbound.worker.logging import configure_logging
 from ig_outbound.worker.services import Services
+from ig_outbound.worker.settings import Settings, get_settings
 from ig_outbound.worker.tokens import TokenStore
 
 log = structlog.get_logger("ig_outbound.worker")

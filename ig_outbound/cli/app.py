@@ -25,7 +25,7 @@ def worker() -> None:
     """Run a worker under a supervisor that outlives Redis outages (ARQ's CLI works too)."""
     from pydantic import ValidationError
 
-    from ig_outbound.producers.settings import get_settings
+    from ig_outbound.worker.settings import get_settings
     from ig_outbound.worker.tokens import TokenConfigError, TokenStore
 
     try:

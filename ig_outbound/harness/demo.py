@@ -28,7 +28,7 @@ from ig_outbound.harness.processes import LocalStackError, RedisServer, WorkerPr
 from ig_outbound.producers.enqueue import EnqueueResult, SyncOutboundClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
-from ig_outbound.producers.settings import Settings
+from ig_outbound.worker.settings import Settings
 
 IMG = "https://cdn.example.com/img/{}.png"
 

@@ -20,9 +20,9 @@ from ig_outbound.emulator.config import AccountConfig, CommentConfig
 from ig_outbound.harness.processes import RedisServer, WorkerProcess
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.settings import Settings
 from ig_outbound.producers.validation import parse_intent
 from ig_outbound.worker.payloads import build_body
+from ig_outbound.worker.settings import Settings
 
 ACCOUNT_A = "17841400000000101"
 ACCOUNT_B = "17841400000000102"

@@ -25,8 +25,8 @@ from ig_outbound.producers.dlq import ALL, DeadLetter, DeadLetters, replay_key
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.settings import Settings
 from ig_outbound.producers.validation import parse_intent
+from ig_outbound.worker.settings import Settings
 from tests.e2e.conftest import ACCOUNT_B, USERS, Stack, calls_for, make_intent
 
 UNKNOWN_USER = {"id": "99999999999"}  # the emulator fails it with 100/2534014

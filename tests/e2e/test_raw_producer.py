@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
-from importlib.resources import files
 from typing import Any
 
 from ig_outbound.producers.enqueue import OutboundClient
 from tests.e2e.conftest import ACCOUNT_A, USERS, Stack
 
-# What `cat producers/lua/gcra.lua producers/lua/enqueue.lua` gives a Go or Node service.
-SCRIPT = "".join(
-    files("ig_outbound.producers").joinpath(f"lua/{name}").read_text(encoding="utf-8")
-    for name in ("gcra.lua", "enqueue.lua")
-)
+# What `ig-outbound enqueue-script` gives a Go or Node service.
+SCRIPT = subprocess.run(
+    [sys.executable, "-m", "ig_outbound.cli", "enqueue-script"],
+    capture_output=True,
+    text=True,
+    check=True,
+    timeout=60,
+).stdout
 
 
 def _evalsha(r: Any, stack: Stack, key: str, intent_json: str, account: str = ACCOUNT_A) -> Any:

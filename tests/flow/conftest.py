@@ -17,7 +17,7 @@ from ig_outbound.emulator.config import AccountConfig, RateLimitConfig
 from ig_outbound.harness.processes import RedisServer, WorkerProcess
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.settings import Settings
+from ig_outbound.worker.settings import Settings
 from tests.e2e.conftest import wait_registered
 
 ACCOUNTS = [f"1784150000000{n:04d}" for n in range(8)]

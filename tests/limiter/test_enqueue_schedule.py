@@ -12,9 +12,9 @@ import redis.asyncio as aioredis
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.outcome import Outcome, OutcomeStatus
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.producers.settings import RateSettings, Settings
 from ig_outbound.worker.journal import Journal
 from ig_outbound.worker.limiter import RateLimiter
+from ig_outbound.worker.settings import RateSettings, Settings
 
 PREFIX = "sched"
 A, B = "17841400000000001", "17841400000000002"

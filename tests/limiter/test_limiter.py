@@ -5,10 +5,11 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.rate_class import RateClass, rate_class
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.producers.settings import RateSettings
-from ig_outbound.worker.limiter import RateClass, RateLimiter, budgets, rate_class
+from ig_outbound.worker.limiter import RateLimiter, budgets
 from ig_outbound.worker.pauses import Pauses
+from ig_outbound.worker.settings import RateSettings
 
 KEYS = Keys("t")
 ACCOUNT = "17841400000000001"

@@ -20,11 +20,11 @@ from ig_outbound.harness.processes import RedisServer
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome, OutcomeStatus
-from ig_outbound.producers.settings import Settings
 from ig_outbound.producers.wire import SEND_JOB_NAME
 from ig_outbound.worker.job import park_retry
 from ig_outbound.worker.job_guard import load_job
 from ig_outbound.worker.journal import Journal
+from ig_outbound.worker.settings import Settings
 
 ACCOUNT = "17841400000000999"
 HOUR_MS = 3_600_000

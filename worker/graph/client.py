@@ -26,7 +26,6 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from ig_outbound.producers.settings import GraphSettings
 from ig_outbound.worker.graph.errors import (
     MALFORMED_SUCCESS,
     SUCCESS,
@@ -45,6 +44,7 @@ from ig_outbound.worker.graph.usage import (
     parse_app_usage,
     parse_buc_usage,
 )
+from ig_outbound.worker.settings import GraphSettings
 
 __all__ = ["GraphClient", "GraphClientError", "GraphResult"]
 

@@ -1,0 +1,113 @@
+"""The worker's settings: the client settings plus everything only the worker reads.
+
+Read from the environment with the prefix ``IG_OUTBOUND_``; nested sections use ``__``
+(``IG_OUTBOUND_GRAPH__API_VERSION=v23.0``). Tokens are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+from ig_outbound.producers.settings import ClientSettings
+
+
+class GraphSettings(BaseModel):
+    """Where and how the worker talks to the Graph API."""
+
+    base_url: str = "https://graph.instagram.com"
+    api_version: str = Field(default="v23.0", pattern=r"^v\d{1,3}\.\d$")
+    # `/<IG_ID>/messages` by default; `/me/messages` resolves the account from the token.
+    use_me_endpoint: bool = False
+    # Their sum stays below the job timeout, so a send always ends before its lease does.
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    read_timeout_s: float = Field(default=10.0, gt=0)
+    write_timeout_s: float = Field(default=3.0, gt=0)
+    pool_timeout_s: float = Field(default=2.0, gt=0)
+    max_connections: int = Field(default=50, ge=1)
+    max_keepalive_connections: int = Field(default=20, ge=1)
+
+
+class RetrySettings(BaseModel):
+    """Our own attempt budget (ARQ's max_tries also counts restarts, so it does not decide)."""
+
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_cap_s: float = Field(default=60.0, gt=0)
+    # How long an account-level problem (bad token, blocked account) pauses the account.
+    account_pause_s: float = Field(default=60.0, gt=0)
+    # Fallback pause when Meta throttles without saying for how long.
+    throttle_pause_s: float = Field(default=5.0, gt=0)
+
+
+class RateSettings(BaseModel):
+    """Meta's per-account limits (fact sheet section 3) and how close to them we run."""
+
+    light_per_s: float = Field(default=100.0, gt=0)
+    media_per_s: float = Field(default=10.0, gt=0)
+    private_replies_per_h: float = Field(default=750.0, gt=0)
+    # Fraction of each limit the fleet aims at: the margin absorbs network jitter between
+    # our send decision and Meta's clock.
+    utilization: float = Field(default=0.95, gt=0, le=1)
+    # The limiter counts sends over the window plus this margin, so requests delayed on
+    # their way (network, a busy host) still never crowd into one of Meta's windows.
+    window_margin_ms: int = Field(default=100, ge=0, le=10_000)
+    # Sends that may leave back to back before spacing applies (GCRA burst tolerance) in
+    # the per-second classes. 1 spaces every send: bursts above it would only meet a full
+    # window and wait.
+    burst: int = Field(default=1, ge=1)
+    # `X-Business-Use-Case-Usage` at or above this slows the account by `slowdown_factor`
+    # for `slowdown_s` (someone else may be using the same account's budget).
+    slowdown_usage_pct: float = Field(default=98.0, gt=0, le=100)
+    slowdown_factor: float = Field(default=0.5, gt=0, le=1)
+    slowdown_s: float = Field(default=30.0, gt=0)
+
+
+class WorkerTuning(BaseModel):
+    """ARQ knobs, chosen by measurement (see bench/ and the README)."""
+
+    max_jobs: int = Field(default=40, ge=1)
+    poll_delay_s: float = Field(default=0.02, gt=0)
+    # Above the fleet's total in-flight jobs to avoid ARQ's head-of-line stall (arq-notes A.4).
+    queue_read_limit: int = Field(default=1000, ge=1)
+    # ARQ re-runs a SIGKILLed worker's job after its in-progress key expires: job timeout +
+    # 10 s (arq-notes A.3), so this sets crash recovery time (30 s by default).
+    job_timeout_s: float = Field(default=20.0, gt=1)
+    health_check_interval_s: int = Field(default=15, ge=1)
+    # Seconds SIGTERM waits for in-flight sends before cancelling them.
+    drain_timeout_s: int = Field(default=20, ge=0)
+
+
+class Settings(ClientSettings):
+    """Every setting of ig-outbound (see the README's settings table)."""
+
+    outcomes_stream_maxlen: int = Field(default=100_000, ge=100)
+    # What to do with a send whose fate is unknown (request left, no answer; worker killed
+    # mid-send): `reconcile` (wait up to the grace period for its echo webhook, then resend),
+    # `resend` at once (counted as an ambiguous send), or `fail` (outcome `unknown`).
+    # `resend` is the default because reconciling needs the echo feed from webhooks.
+    ambiguous_policy: Literal["reconcile", "resend", "fail"] = "resend"
+    reconcile_grace_s: float = Field(default=15.0, ge=0)
+
+    graph: GraphSettings = GraphSettings()
+    retry: RetrySettings = RetrySettings()
+    rate: RateSettings = RateSettings()
+    worker: WorkerTuning = WorkerTuning()
+
+    # Access tokens per IG account id: a JSON object in the environment, or a file holding a
+    # JSON object or `account_id=token` lines. Never stored in Redis, never logged.
+    tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    tokens_file: Path | None = None
+
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide worker settings, read once from the environment."""
+    return Settings()
