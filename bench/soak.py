@@ -51,6 +51,7 @@ from redis.retry import Retry
 
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
 from ig_outbound.emulator.config import AccountConfig, FaultSettings
+from ig_outbound.harness.errors import ChaosError
 from ig_outbound.harness.processes import RedisServer, WorkerProcess
 from ig_outbound.producers.enqueue import SyncOutboundClient
 from ig_outbound.producers.keys import Keys
@@ -80,10 +81,6 @@ CHAOS_FAULTS: dict[str, Any] = {
     "latency_ms": 5.0,
     "latency_jitter_ms": 20.0,
 }
-
-
-class ChaosError(RuntimeError):
-    """The stack could not be run as planned (the message says why)."""
 
 
 def retrying_redis(url: str) -> Any:

@@ -1,4 +1,13 @@
-"""Errors the producer side raises, each machine-readable."""
+"""Errors the producer side raises, each machine-readable (`code`, `as_dict()`).
+
+    OutboundError                  base of every producer-side refusal
+     ├── IntentError               the intent is malformed; `problems` names each problem
+     ├── UnknownAccountError       no worker of the fleet holds a token for the account
+     └── IdempotencyConflictError  the key was used before with other content
+
+The worker side has its own root (`ig_outbound.worker.errors.WorkerError`), the local
+harness too (`ig_outbound.harness.errors.HarnessError`).
+"""
 
 from __future__ import annotations
 

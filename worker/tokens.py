@@ -8,11 +8,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from ig_outbound.worker.errors import TokenConfigError
 from ig_outbound.worker.settings import Settings
-
-
-class TokenConfigError(ValueError):
-    """The tokens file is unreadable or malformed (the message never contains a token)."""
 
 
 def _parse_file(path: Path) -> dict[str, SecretStr]:

@@ -25,8 +25,9 @@ def worker() -> None:
     """Run a worker under a supervisor that outlives Redis outages (ARQ's CLI works too)."""
     from pydantic import ValidationError
 
+    from ig_outbound.worker.errors import TokenConfigError
     from ig_outbound.worker.settings import get_settings
-    from ig_outbound.worker.tokens import TokenConfigError, TokenStore
+    from ig_outbound.worker.tokens import TokenStore
 
     try:
         TokenStore.from_settings(get_settings())

@@ -24,7 +24,8 @@ import redis
 
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
 from ig_outbound.emulator.config import AccountConfig, CommentConfig, FaultSettings
-from ig_outbound.harness.processes import LocalStackError, RedisServer, WorkerProcess
+from ig_outbound.harness.errors import LocalStackError
+from ig_outbound.harness.processes import RedisServer, WorkerProcess
 from ig_outbound.producers.enqueue import EnqueueResult, SyncOutboundClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome

@@ -22,9 +22,7 @@ from types import TracebackType
 
 import redis
 
-
-class LocalStackError(RuntimeError):
-    """A local process could not be started (the message says why)."""
+from ig_outbound.harness.errors import LocalStackError
 
 
 def free_port() -> int:

@@ -26,6 +26,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from ig_outbound.worker.errors import GraphClientError
 from ig_outbound.worker.graph.errors import (
     MALFORMED_SUCCESS,
     SUCCESS,
@@ -56,10 +57,6 @@ log = structlog.get_logger(__name__)
 _TOKEN_RE: Final = re.compile(r"[!#-&(-\[\]-~]{1,4096}")
 _REDACTED: Final = "[redacted]"
 _MAX_RETRY_AFTER_S: Final = 24 * 3600.0
-
-
-class GraphClientError(Exception):
-    """A bug on our side (e.g. using a closed client), never an HTTP or transport problem."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,42 @@
+"""Errors of the worker side, under one root (the producer side's root is `OutboundError`).
+
+    WorkerError               anything the worker refuses or cannot do; `code` + `as_dict()`
+     ├── WorkerConfigError    settings the worker cannot start with (never shows a secret)
+     │    └── TokenConfigError   the tokens variable or file is malformed
+     └── GraphClientError     a bug on our side using the Graph client (never an HTTP or
+                              transport problem: those are `GraphResult`s)
+
+Graph's own answers are values, not exceptions (`worker/graph/errors.py`: `GraphError`,
+`Classification`), so a send never raises for what Meta said.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorkerError(Exception):
+    """Base class of worker-side errors."""
+
+    code: str = "worker_error"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": str(self)}
+
+
+class WorkerConfigError(WorkerError, ValueError):
+    """The worker's settings are unusable; the message names the setting, never a secret."""
+
+    code = "invalid_settings"
+
+
+class TokenConfigError(WorkerConfigError):
+    """The tokens file is unreadable or malformed (the message never contains a token)."""
+
+    code = "invalid_tokens"
+
+
+class GraphClientError(WorkerError):
+    """A bug on our side (e.g. using a closed client), never an HTTP or transport problem."""
+
+    code = "graph_client_error"
