@@ -15,13 +15,13 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from arq import Retry
 
 from ig_outbound.producers.errors import IntentError, Problem
-from ig_outbound.producers.inbound import find_echo, message_fingerprint
+from ig_outbound.producers.inbound import Echo, find_echo, message_fingerprint
 from ig_outbound.producers.intent import MessageIntent
 from ig_outbound.producers.outcome import GraphErrorInfo, OutcomeStatus
 from ig_outbound.producers.rate_class import rate_class
@@ -141,6 +141,7 @@ class _SendRun:
         self.raw = raw
         self.owner = owner
         self.intent: MessageIntent
+        self.body: dict[str, Any]
         self.enqueued_ms: int | None = None
         self.attempts = 0
 
@@ -153,13 +154,13 @@ class _SendRun:
         token = self.s.tokens.get(intent.account_id)
         if token is None:
             await self._finish(OutcomeStatus.REJECTED, reason="unknown_account")
-        body = build_body(intent)
+        self.body = build_body(intent)
         await self._rate_slot(deadline)
-        await self._begin(deadline, body)
+        await self._begin(deadline)
         assert token is not None
-        result = await self.s.graph.send_message(intent.account_id, body, token)
+        result = await self.s.graph.send_message(intent.account_id, self.body, token)
         self._count_request(result)
-        return await self._handle(result, deadline)
+        await self._handle(result, deadline)
 
     # --- checks before sending --------------------------------------------------------------
 
@@ -244,7 +245,7 @@ class _SendRun:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _begin(self, deadline: datetime, body: dict[str, Any]) -> None:
+    async def _begin(self, deadline: datetime) -> None:
         key = self.intent.idempotency_key
         park_until = min(datetime.now(UTC) + timedelta(seconds=PARK_S), deadline)
         park_until_ms = int(park_until.timestamp() * 1000) + 50
@@ -252,8 +253,7 @@ class _SendRun:
             key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms
         )
         if begin.verdict == "ambiguous":
-            # An earlier send may have reached Graph (a run died mid-send or got no answer).
-            await self._settle_ambiguous(begin, deadline, body)
+            await self._settle_ambiguous(begin, deadline)
             begin = await self.s.journal.begin(
                 key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms, take_over=True
             )
@@ -270,35 +270,11 @@ class _SendRun:
             raise self._defer(0.1, deadline, "lease_race")
         self.attempts = begin.attempt
 
-    async def _settle_ambiguous(
-        self, begin: Begin, deadline: datetime, body: dict[str, Any]
-    ) -> None:
-        """Apply the ambiguous-send policy; returns only when the intent is to be resent."""
-        policy = self.s.settings.ambiguous_policy
+    async def _settle_ambiguous(self, begin: Begin, deadline: datetime) -> None:
+        """An earlier send may have reached Graph (a run died mid-send or got no answer).
+        Returns only when the intent is to be resent (then under this run's lease)."""
         self.attempts = begin.attempt
-        if policy == "fail":
-            metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
-            await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send")
-        if policy == "reconcile":
-            echo = None
-            if self.intent.recipient.id is not None:
-                echo = await find_echo(
-                    self.s.redis,
-                    self.s.keys,
-                    account_id=self.intent.account_id,
-                    recipient_id=self.intent.recipient.id,
-                    since_ms=begin.sending_since_ms - ECHO_CLOCK_SKEW_MS,
-                    fingerprint=message_fingerprint(body.get("message")),
-                )
-            if echo is not None:
-                metrics.AMBIGUOUS_SENDS.labels(decision="reconciled").inc()
-                await self._finish(OutcomeStatus.SENT, reason="reconciled", message_id=echo.mid)
-            left = self.s.settings.reconcile_grace_s - begin.ambiguous_for_s
-            if left > 0:
-                raise self._defer(min(left, RECONCILE_POLL_S), deadline, "reconciling")
-        metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
-        await self.s.journal.mark_ambiguous(self.intent.idempotency_key)
-        log.warning("ambiguous_send_resent", policy=policy)
+        await self._ambiguous_policy(begin, deadline)
 
     # --- after the answer -------------------------------------------------------------------
 
@@ -309,51 +285,73 @@ class _SendRun:
         ).inc()
         metrics.GRAPH_REQUEST_SECONDS.observe(result.elapsed_s)
 
-    async def _handle(self, result: GraphResult, deadline: datetime) -> str:
-        key = self.intent.idempotency_key
+    async def _handle(self, result: GraphResult, deadline: datetime) -> NoReturn:
+        """Act on the answer by its class; every branch ends the run (outcome or re-run)."""
         await self._heed_usage(result)
         if result.ok:
-            await self._finish(
-                OutcomeStatus.SENT,
-                message_id=result.message_id,
-                recipient_id=result.recipient_id,
-            )
-        cls = result.classification
-        error = self._error_info(result)
+            await self._on_success(result)
         if result.ambiguous:
-            policy = self.s.settings.ambiguous_policy
-            if policy == "fail":
-                metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
-                await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send", error=error)
-            if policy == "reconcile":
-                # Settled on a later run: by its echo, or resent after the grace period.
-                await self.s.journal.unconfirm(key, self.owner)
-                raise self._defer(RECONCILE_POLL_S, deadline, "reconciling")
-            metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
-            await self.s.journal.mark_ambiguous(key)
-            log.warning("ambiguous_send_resent", cause=cls.reason)
-        if cls.error_class is ErrorClass.THROTTLED:
-            pause = regain_access_s(result.usage) or self.s.settings.retry.throttle_pause_s
-            await self._pause(pause, cls.reason)
-            await self.s.journal.release(key, self.owner, count_failure=False)
-            raise self._defer(pause, deadline, "throttled")
-        if cls.error_class is ErrorClass.ACCOUNT:
-            pause = self.s.settings.retry.account_pause_s
-            await self._pause(pause, cls.reason)
-            log.error("account_problem", account=self.intent.account_id, reason=cls.reason)
-            await self.s.journal.release(key, self.owner, count_failure=False)
-            raise self._defer(pause, deadline, "account_problem")
-        if cls.error_class is ErrorClass.TRANSIENT:
-            failures = await self.s.journal.release(key, self.owner, count_failure=True)
-            # `max_attempts` sends in all; some errors allow fewer (e.g. "transient once").
-            exhausted = failures >= self.s.settings.retry.max_attempts
-            if exhausted or cls.effective_class(failures) is not ErrorClass.TRANSIENT:
-                await self._finish(OutcomeStatus.FAILED, reason=cls.reason, error=error)
-            retry = self.s.settings.retry
-            delay = full_jitter(failures, retry.backoff_base_s, retry.backoff_cap_s)
-            raise self._defer(delay, deadline, "transient")
-        await self._finish(OutcomeStatus.FAILED, reason=cls.reason, error=error)
-        raise AssertionError("unreachable")  # pragma: no cover
+            await self._on_ambiguous(result, deadline)
+        error_class = result.classification.error_class
+        if error_class is ErrorClass.THROTTLED:
+            await self._on_throttled(result, deadline)
+        if error_class is ErrorClass.ACCOUNT:
+            await self._on_account_problem(result, deadline)
+        if error_class is ErrorClass.TRANSIENT:
+            await self._on_transient(result, deadline)
+        await self._on_permanent(result)
+
+    async def _on_success(self, result: GraphResult) -> NoReturn:
+        await self._finish(
+            OutcomeStatus.SENT, message_id=result.message_id, recipient_id=result.recipient_id
+        )
+
+    async def _on_ambiguous(self, result: GraphResult, deadline: datetime) -> None:
+        """This run's request left but no answer says what happened to it. Returns only when
+        the policy resends; the send then goes on as the failure its class says (transient:
+        a counted failure and a backoff before the resend)."""
+        await self._ambiguous_policy(result, deadline)
+
+    async def _on_throttled(self, result: GraphResult, deadline: datetime) -> NoReturn:
+        """Meta's rate limit: pause the account fleet-wide for as long as Meta says (or the
+        setting's fallback) and wait; it spends no attempt."""
+        pause = regain_access_s(result.usage) or self.s.settings.retry.throttle_pause_s
+        await self._pause(pause, result.classification.reason)
+        await self.s.journal.release(self.intent.idempotency_key, self.owner, count_failure=False)
+        raise self._defer(pause, deadline, "throttled")
+
+    async def _on_account_problem(self, result: GraphResult, deadline: datetime) -> NoReturn:
+        """Token or account trouble hits every intent of the account: pause it and wait (its
+        intents expire at their deadlines if nobody fixes it); it spends no attempt."""
+        reason = result.classification.reason
+        pause = self.s.settings.retry.account_pause_s
+        await self._pause(pause, reason)
+        log.error("account_problem", account=self.intent.account_id, reason=reason)
+        await self.s.journal.release(self.intent.idempotency_key, self.owner, count_failure=False)
+        raise self._defer(pause, deadline, "account_problem")
+
+    async def _on_transient(self, result: GraphResult, deadline: datetime) -> NoReturn:
+        """Count a failure and retry after a capped, jittered backoff, until the budget ends."""
+        cls = result.classification
+        failures = await self.s.journal.release(
+            self.intent.idempotency_key, self.owner, count_failure=True
+        )
+        retry = self.s.settings.retry
+        # `max_attempts` sends in all; some errors allow fewer (e.g. "transient once").
+        exhausted = failures >= retry.max_attempts
+        if exhausted or cls.effective_class(failures) is not ErrorClass.TRANSIENT:
+            await self._finish(
+                OutcomeStatus.FAILED, reason=cls.reason, error=self._error_info(result)
+            )
+        delay = full_jitter(failures, retry.backoff_base_s, retry.backoff_cap_s)
+        raise self._defer(delay, deadline, "transient")
+
+    async def _on_permanent(self, result: GraphResult) -> NoReturn:
+        await self._finish(
+            OutcomeStatus.FAILED,
+            reason=result.classification.reason,
+            error=self._error_info(result),
+        )
 
     async def _heed_usage(self, result: GraphResult) -> None:
         """Meta's usage header near 100 %: slow the account fleet-wide for a while."""
@@ -380,6 +378,55 @@ class _SendRun:
             fbtrace_id=err.fbtrace_id if err else None,
         )
 
+    # --- ambiguous sends --------------------------------------------------------------------
+
+    async def _ambiguous_policy(self, send: Begin | GraphResult, deadline: datetime) -> None:
+        """`IG_OUTBOUND_AMBIGUOUS_POLICY` for a send that may have reached Graph unconfirmed:
+        an earlier run's (`Begin`, found by the journal) or this run's (`GraphResult`, no
+        answer). Returns only when the intent is to be resent, counted as an ambiguous send."""
+        policy = self.s.settings.ambiguous_policy
+        if policy == "fail":
+            metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
+            error = self._error_info(send) if isinstance(send, GraphResult) else None
+            await self._finish(OutcomeStatus.UNKNOWN, reason="ambiguous_send", error=error)
+        if policy == "reconcile":
+            await self._reconcile(send, deadline)
+        metrics.AMBIGUOUS_SENDS.labels(decision="resend").inc()
+        await self.s.journal.mark_ambiguous(self.intent.idempotency_key)
+        cause = send.classification.reason if isinstance(send, GraphResult) else "earlier_run"
+        log.warning("ambiguous_send_resent", policy=policy, cause=cause)
+
+    async def _reconcile(self, send: Begin | GraphResult, deadline: datetime) -> None:
+        """`reconcile`: settle the send by its echo webhook, waiting for one up to the grace
+        period; returns (to resend) when the grace period is over without one."""
+        if isinstance(send, GraphResult):
+            # Settled on a later run: by its echo, or resent after the grace period.
+            await self.s.journal.unconfirm(self.intent.idempotency_key, self.owner)
+            raise self._defer(RECONCILE_POLL_S, deadline, "reconciling")
+        echo = await self._find_echo(since_ms=send.sending_since_ms - ECHO_CLOCK_SKEW_MS)
+        if echo is not None:
+            metrics.AMBIGUOUS_SENDS.labels(decision="reconciled").inc()
+            await self._finish(OutcomeStatus.SENT, reason="reconciled", message_id=echo.mid)
+        left = self.s.settings.reconcile_grace_s - send.ambiguous_for_s
+        if left > 0:
+            raise self._defer(min(left, RECONCILE_POLL_S), deadline, "reconciling")
+
+    async def _find_echo(self, since_ms: int) -> Echo | None:
+        """This intent's echo in its conversation since `since_ms` (none for a comment reply:
+        no conversation id to look in)."""
+        if self.intent.recipient.id is None:
+            return None
+        return await find_echo(
+            self.s.redis,
+            self.s.keys,
+            account_id=self.intent.account_id,
+            recipient_id=self.intent.recipient.id,
+            since_ms=since_ms,
+            fingerprint=message_fingerprint(self.body.get("message")),
+        )
+
+    # --- ending -----------------------------------------------------------------------------
+
     async def _finish(
         self,
         status: OutcomeStatus,
@@ -388,7 +435,7 @@ class _SendRun:
         message_id: str | None = None,
         recipient_id: str | None = None,
         error: GraphErrorInfo | None = None,
-    ) -> None:
+    ) -> NoReturn:
         """Publish the terminal outcome (at most once, atomically) and end the job."""
         if status is not OutcomeStatus.SENT and self.attempts == 0:
             # Ending before a send in this run: earlier runs may have made attempts.

@@ -27,14 +27,23 @@ class Services:
     limiter: RateLimiter
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis, tokens: TokenStore) -> Services:
+    def build(
+        cls,
+        settings: Settings,
+        redis: Redis,
+        tokens: TokenStore,
+        *,
+        graph: GraphClient | None = None,
+    ) -> Services:
+        """`graph`: a client to use instead of one built from the settings (tests pass one
+        on an in-process transport)."""
         keys = Keys(settings.key_prefix)
         return cls(
             settings=settings,
             keys=keys,
             redis=redis,
             tokens=tokens,
-            graph=GraphClient(settings.graph),
+            graph=graph if graph is not None else GraphClient(settings.graph),
             journal=Journal(
                 redis,
                 keys,
