@@ -17,21 +17,17 @@ real `ig-outbound worker` processes, and prints a human summary and one JSON lin
   another account, a few seconds apart: their latency and how many busy sends overtook them.
 * scaling: the same N (rate limit not binding) with 1, 2 and 4 worker processes.
 
-Stack start-up, CPU accounting, `ours`/`floor` phases and the output conventions come from
-bench/throughput.py. Every wait is bounded (`--timeout`); every process is stopped at the end,
-also on errors and SIGTERM. See bench/README.md.
+Stack start-up, CPU accounting and the output conventions come from bench/harness.py, the
+`ours`/`floor` phases from bench/throughput.py. Every wait is bounded (`--timeout`); every
+process is stopped at the end, also on errors and SIGTERM. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import secrets
-import signal
 import sys
-import tempfile
 import threading
 import time
 from bisect import bisect_left
@@ -41,38 +37,35 @@ from contextlib import ExitStack
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
-import redis
-
-from bench.throughput import (
+from bench.harness import (
     BenchAccount,
     BenchError,
-    PhaseResult,
-    _accounts,
-    _calibrate_ms,
-    _chunks,
-    _delta,
-    _find_emulator_pid,
-    _git_revision,
-    _on_sigterm,
-    _pct,
-    _Procs,
-    _Run,
-    _run_floor,
-    _run_ours,
-    _snapshot,
-    _sync,
-    _wait,
+    BenchRun,
+    Snapshot,
+    account_configs,
     add_common_args,
+    calibrate_ms,
+    delta,
+    emit_json,
+    enqueue_chunked,
+    exit_on_sigterm,
+    git_revision,
+    make_accounts,
+    percentile,
+    read_outcomes,
+    snapshot,
+    start_stack,
     start_workers,
+    text_intent,
+    wait_for,
+    wait_outcomes,
 )
-from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from ig_outbound.emulator.config import AccountConfig, CommentConfig, RateLimitConfig
-from ig_outbound.harness.processes import RedisServer
+from bench.throughput import PhaseResult, run_floor, run_ours
+from ig_outbound.emulator import EmulatorConfig, EmulatorControl
+from ig_outbound.emulator.config import CommentConfig, RateLimitConfig
 from ig_outbound.producers.enqueue import SyncOutboundClient
-from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
 from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.worker.limiter import budgets
@@ -92,60 +85,17 @@ def _start_stack(
     *,
     comments: Sequence[CommentConfig] = (),
     rate_limits: RateLimitConfig | None = None,
-) -> _Run:
-    """Private Redis + one emulator process (Meta's limits on, any recipient) -> a `_Run`."""
-    log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="igo-rates-")))
-    server = stack.enter_context(RedisServer())
+) -> BenchRun:
+    """Private Redis + one emulator process (Meta's limits on, any recipient) -> a `BenchRun`."""
     config = EmulatorConfig(
-        accounts=[
-            AccountConfig(ig_id=a.ig_id, token=a.token, username=f"rates{i}")
-            for i, a in enumerate(accounts)
-        ],
+        accounts=account_configs(accounts, "rates"),
         allow_any_recipient=True,
         comments=list(comments),
         rate_limits=rate_limits or RateLimitConfig(enabled=True),
     )
-    graph_url = stack.enter_context(run_emulator_process(config))
-    control = stack.enter_context(EmulatorControl(graph_url, timeout=60.0))
-    r = redis.Redis.from_url(server.url)
-    stack.callback(r.close)
-    return _Run(
-        args,
-        secrets.token_hex(3),
-        server.url,
-        graph_url,
-        control,
-        r,
-        list(accounts),
-        log_dir,
-        _find_emulator_pid(),
+    return start_stack(
+        stack, args, accounts, config, log_prefix="igo-rates-", control_timeout_s=60.0
     )
-
-
-def _enqueue(client: SyncOutboundClient, intents: Sequence[dict[str, Any]], chunk: int) -> None:
-    for part in _chunks(intents, chunk):
-        refused = [r for r in client.enqueue_many(part) if r.status != "queued"]
-        if refused:
-            raise BenchError(f"{len(refused)} intents not queued, e.g. {refused[0]}")
-
-
-def _wait_outcomes(run: _Run, keys: Keys, target: int, procs: _Procs, what: str) -> None:
-    def check() -> tuple[bool, str]:
-        have = int(_sync(run.r.xlen(keys.outcomes)))
-        return have >= target, f"{have}/{target} outcomes"
-
-    _wait(what, check, run.args.timeout, procs)
-
-
-def _read_outcomes(r: redis.Redis, keys: Keys, key_prefix: str) -> dict[str, Outcome]:
-    found: dict[str, Outcome] = {}
-    for _, entry in _sync(r.xrange(keys.outcomes)):
-        outcome = Outcome.model_validate_json(entry[b"outcome"])
-        if outcome.key.startswith(key_prefix):
-            if outcome.key in found:
-                raise BenchError(f"two outcomes for {outcome.key}")
-            found[outcome.key] = outcome
-    return found
 
 
 def _all_sent(outcomes: Mapping[str, Outcome], n: int, tag: str) -> None:
@@ -153,15 +103,6 @@ def _all_sent(outcomes: Mapping[str, Outcome], n: int, tag: str) -> None:
     if len(outcomes) != n or not_sent:
         sample = dict(list(not_sent.items())[:5])
         raise BenchError(f"{tag}: {len(outcomes)} outcomes for {n} intents, not sent: {sample}")
-
-
-def _text(key: str, account: str, recipient: str, text: str) -> dict[str, Any]:
-    return {
-        "idempotency_key": key,
-        "account_id": account,
-        "recipient": {"id": recipient},
-        "content": {"kind": "text", "text": text},
-    }
 
 
 def _call_key(call: Mapping[str, Any]) -> str | None:
@@ -174,9 +115,9 @@ def _ms_stats(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {}
     return {
-        "p50": round(_pct(values, 0.50), 1),
-        "p90": round(_pct(values, 0.90), 1),
-        "p99": round(_pct(values, 0.99), 1),
+        "p50": round(percentile(values, 0.50), 1),
+        "p90": round(percentile(values, 0.90), 1),
+        "p99": round(percentile(values, 0.99), 1),
         "max": round(max(values), 1),
     }
 
@@ -184,7 +125,7 @@ def _ms_stats(values: Sequence[float]) -> dict[str, float]:
 def _meta(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _git_revision(),
+        "commit": git_revision(),
         "cpus": os.cpu_count(),
         "calibration_ms": args.calibration_ms,
         "loadavg_before": [round(v, 2) for v in os.getloadavg()],
@@ -238,14 +179,14 @@ def _overtaken(calls: Sequence[Mapping[str, Any]], skip: int) -> list[int]:
     return out
 
 
-def _job_runs(before: Any, after: Any) -> int:
-    """ARQ job runs between two `_snapshot`s (ARQ INCRs a job's try counter on every run)."""
+def _job_runs(before: Snapshot, after: Snapshot) -> int:
+    """ARQ job runs between two `snapshot`s (ARQ INCRs a job's try counter on every run)."""
     return int(after.commands.get("incrby", 0) - before.commands.get("incrby", 0))
 
 
 def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
     meta = _meta(args)
-    light, media, pr = _accounts(3, 0)
+    light, media, pr = make_accounts(3, 0)
     now = time.time()
     comments = [
         CommentConfig(
@@ -270,7 +211,7 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         procs, client, keys = start_workers(stack, run, args.workers, "precision", env)
         tag = f"p-{run.run_id}"
         intents: list[dict[str, Any]] = [
-            _text(f"{tag}-l{i}", light.ig_id, f"30{i:08d}", f"{tag}-l{i} light flood")
+            text_intent(f"{tag}-l{i}", light.ig_id, f"30{i:08d}", f"{tag}-l{i} light flood")
             for i in range(args.light_n)
         ]
         intents += [
@@ -295,12 +236,12 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
             for i, c in enumerate(comments)
         ]
         total = len(intents)
-        before = _snapshot(run.r, procs.pids(), run.emulator_pid)
-        _enqueue(client, intents, args.chunk)
-        _wait_outcomes(run, keys, total, procs, "the precision outcomes")
-        after = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        before = snapshot(run.r, procs.pids(), run.emulator_pid)
+        enqueue_chunked(client, intents, args.chunk)
+        wait_outcomes(run, keys, total, procs, "the precision outcomes")
+        after = snapshot(run.r, procs.pids(), run.emulator_pid)
         elapsed = after.at - before.at
-        _all_sent(_read_outcomes(run.r, keys, tag), total, "precision")
+        _all_sent(read_outcomes(run.r, keys, tag), total, "precision")
         stats = run.control.stats()
         calls = run.control.calls()["calls"]
         procs.stop()
@@ -349,7 +290,7 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         "violations": stats["violations"],
         "rejected": stats["rejected"],
         "reruns_per_intent": round(_job_runs(before, after) / total - 1, 3),
-        "cpu_util": _delta(before, after, total, {})[3],
+        "cpu_util": delta(before, after, total, {}).cpu_util,
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
     }
     print(
@@ -381,17 +322,17 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
 def bench_burst(args: argparse.Namespace) -> dict[str, Any]:
     meta = _meta(args)
     per_account = math.ceil(args.burst_n / args.burst_accounts)
-    accounts = _accounts(args.burst_accounts, per_account)
+    accounts = make_accounts(args.burst_accounts, per_account)
     rate = RateSettings()
     light = budgets(rate)[RateClass.LIGHT]
     with ExitStack() as stack:
         run = _start_stack(stack, args, accounts)
-        ours = _run_ours(run, args.burst_n, args.workers)
+        ours = run_ours(run, args.burst_n, args.workers)
         stats = run.control.stats()
         calls = run.control.calls()["calls"]
         floor: PhaseResult | None = None
         if args.floor_n:
-            floor = _run_floor(replace(run, run_id=run.run_id + "f"), args.floor_n, args.workers)
+            floor = run_floor(replace(run, run_id=run.run_id + "f"), args.floor_n, args.workers)
     counts = Counter(c["ig_id"] for c in calls)
     most = max(counts.values())
     arrivals = sorted(c["arrived_at"] for c in calls)
@@ -496,7 +437,7 @@ class _PacedProducer(threading.Thread):
                 while j < n and self.schedule[j][0] <= now and j - i < 500:
                     j += 1
                 self.max_late_s = max(self.max_late_s, now - due)
-                _enqueue(self.client, [s[1] for s in self.schedule[i:j]], 500)
+                enqueue_chunked(self.client, [s[1] for s in self.schedule[i:j]], 500)
                 self.batches += 1
                 i = j
             self.elapsed_s = time.perf_counter() - t0
@@ -506,7 +447,7 @@ class _PacedProducer(threading.Thread):
 
 def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     meta = _meta(args)
-    accounts = _accounts(args.latency_accounts, 0)
+    accounts = make_accounts(args.latency_accounts, 0)
     per_account = int(args.latency_rate * args.latency_s)
     n = per_account * len(accounts)
     with ExitStack() as stack:
@@ -514,24 +455,26 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
         procs, client, keys = start_workers(stack, run, args.workers, "latency")
         tag = f"lt-{run.run_id}"
         warm = [
-            _text(f"{tag}-w{i}", a.ig_id, f"39{i:08d}", f"{tag}-w{i} warm-up")
+            text_intent(f"{tag}-w{i}", a.ig_id, f"39{i:08d}", f"{tag}-w{i} warm-up")
             for i, a in enumerate(accounts * 10)
         ]
-        _enqueue(client, warm, args.chunk)
-        _wait_outcomes(run, keys, len(warm), procs, "the warm-up outcomes")
+        enqueue_chunked(client, warm, args.chunk)
+        wait_outcomes(run, keys, len(warm), procs, "the warm-up outcomes")
         time.sleep(1.5)  # let the warm-up leave every rate window
         run.control.reset()
         spacing = 1.0 / args.latency_rate
         schedule = sorted(
             (
                 i * spacing + a * spacing / len(accounts),
-                _text(f"{tag}-{a}-{i}", acc.ig_id, f"4{a}{i:08d}", f"{tag}-{a}-{i} half load"),
+                text_intent(
+                    f"{tag}-{a}-{i}", acc.ig_id, f"4{a}{i:08d}", f"{tag}-{a}-{i} half load"
+                ),
             )
             for a, acc in enumerate(accounts)
             for i in range(per_account)
         )
         producer = _PacedProducer(client, schedule)
-        before = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        before = snapshot(run.r, procs.pids(), run.emulator_pid)
         producer.start()
         producer.join(args.latency_s * 2 + 30)
         if producer.is_alive():
@@ -539,15 +482,15 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
             raise BenchError(f"latency: the producer did not finish in {args.latency_s * 2 + 30} s")
         if producer.error is not None:
             raise BenchError(f"latency: the producer failed: {producer.error!r}")
-        _wait_outcomes(run, keys, len(warm) + n, procs, "the latency outcomes")
-        after = _snapshot(run.r, procs.pids(), run.emulator_pid)
-        outcomes = _read_outcomes(run.r, keys, f"{tag}-")
+        wait_outcomes(run, keys, len(warm) + n, procs, "the latency outcomes")
+        after = snapshot(run.r, procs.pids(), run.emulator_pid)
+        outcomes = read_outcomes(run.r, keys, f"{tag}-")
         measured = {k: o for k, o in outcomes.items() if not k.startswith(f"{tag}-w")}
         _all_sent(measured, n, "latency")
         stats = run.control.stats()
         calls = run.control.calls()["calls"]
         procs.stop()
-    _, _, cpu, util = _delta(before, after, n, {})
+    _, _, cpu, util = delta(before, after, n, {})
     to_outcome = [o.latency_ms for o in measured.values() if o.latency_ms is not None]
     to_arrival = []
     for call in calls:
@@ -602,32 +545,32 @@ def _busy_accepted(control: EmulatorControl, account: str) -> int:
 
 def bench_fairness(args: argparse.Namespace) -> dict[str, Any]:
     meta = _meta(args)
-    busy, quiet = _accounts(2, 0)
+    busy, quiet = make_accounts(2, 0)
     with ExitStack() as stack:
         run = _start_stack(stack, args, [busy, quiet])
         procs, client, _ = start_workers(stack, run, args.workers, "fairness")
         tag = f"fa-{run.run_id}"
         backlog = [
-            _text(f"{tag}-b{i}", busy.ig_id, f"50{i:08d}", f"{tag}-b{i} backlog")
+            text_intent(f"{tag}-b{i}", busy.ig_id, f"50{i:08d}", f"{tag}-b{i} backlog")
             for i in range(args.fair_backlog)
         ]
-        before = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        before = snapshot(run.r, procs.pids(), run.emulator_pid)
         started = time.perf_counter()
-        _enqueue(client, backlog, 2000)
+        enqueue_chunked(client, backlog, 2000)
         enqueue_s = time.perf_counter() - started
 
         def going() -> tuple[bool, str]:
             have = _busy_accepted(run.control, busy.ig_id)
             return have >= 200, f"{have}/200 busy sends"
 
-        _wait("the busy account to reach full rate", going, run.args.timeout, procs)
+        wait_for("the busy account to reach full rate", going, run.args.timeout, procs)
         reps: list[dict[str, Any]] = []
         for rep in range(args.fair_reps):
             time.sleep(args.fair_gap)
             key = f"{tag}-q{rep}"
             mark = int(run.control.calls(since=10**12)["next_since"])
             enqueued = time.time()
-            client.enqueue(_text(key, quiet.ig_id, f"51{rep:08d}", f"{key} quiet"))
+            client.enqueue(text_intent(key, quiet.ig_id, f"51{rep:08d}", f"{key} quiet"))
             try:
                 outcome = client.wait(key, timeout=run.args.timeout)
             except TimeoutError as exc:
@@ -652,7 +595,7 @@ def bench_fairness(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
         first, last = reps[0]["window"][0], reps[-1]["window"][1]
-        after = _snapshot(run.r, procs.pids(), run.emulator_pid)
+        after = snapshot(run.r, procs.pids(), run.emulator_pid)
         stats = run.control.stats()
         all_calls = run.control.calls()["calls"]
         procs.stop()
@@ -674,7 +617,7 @@ def bench_fairness(args: argparse.Namespace) -> dict[str, Any]:
         "busy_rate_per_s": round(busy_rate, 1),
         "reps": reps,
         "quiet_latency_ms": {
-            "p50": round(_pct(latencies, 0.5), 1),
+            "p50": round(percentile(latencies, 0.5), 1),
             "max": round(max(latencies), 1),
         },
         "busy_sends_meanwhile_max": max(meanwhile),
@@ -711,13 +654,13 @@ def bench_fairness(args: argparse.Namespace) -> dict[str, Any]:
 def bench_scaling(args: argparse.Namespace) -> dict[str, Any]:
     meta = _meta(args)
     per_account = math.ceil(args.scaling_n / args.scaling_accounts)
-    accounts = _accounts(args.scaling_accounts, per_account)
+    accounts = make_accounts(args.scaling_accounts, per_account)
     ks = [int(k) for k in args.scaling_workers.split(",")]
     phases: list[dict[str, Any]] = []
     with ExitStack() as stack:
         run = _start_stack(stack, args, accounts)
         for k in ks:
-            p = _run_ours(replace(run, run_id=f"{run.run_id}k{k}"), args.scaling_n, k)
+            p = run_ours(replace(run, run_id=f"{run.run_id}k{k}"), args.scaling_n, k)
             stats = run.control.stats()
             phases.append(
                 {
@@ -794,7 +737,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scaling-accounts", type=int, default=40, help="scaling: accounts")
     p.add_argument("--scaling-workers", default="1,2,4", help="scaling: worker counts")
     add_common_args(p)
-    p.set_defaults(profile=None)  # bench.throughput's _Run reads it
+    p.set_defaults(profile=None)  # bench.throughput's phases read it (no --profile here)
     args = p.parse_args(argv)
     only = args.only.split(",")
     unknown = set(only) - set(SUB_BENCHMARKS)
@@ -817,8 +760,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    args.calibration_ms = _calibrate_ms()
+    exit_on_sigterm()
+    args.calibration_ms = calibrate_ms()
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
         f"box: {os.cpu_count()} cores, load average {load}, calibration {args.calibration_ms} ms",
@@ -832,11 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench.rates {name}: {exc}", file=sys.stderr)
             failed.append(name)
             continue
-        line = json.dumps(result, sort_keys=True)
-        print(line, flush=True)
-        if args.json_out:
-            with open(args.json_out, "a", encoding="utf-8") as out:
-                out.write(line + "\n")
+        emit_json(result, args.json_out)
     return 1 if failed else 0
 
 
