@@ -31,8 +31,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from bench.soak import ChaosStack, wait_until
+from ig_outbound.harness.chaos import ChaosStack
+from ig_outbound.harness.wait import wait_until
 from ig_outbound.producers.keys import ARQ_IN_PROGRESS_PREFIX
 from ig_outbound.producers.outcome import Outcome
 from ig_outbound.worker.settings import Settings
@@ -53,7 +55,7 @@ class Round:
     ambiguous: int
 
 
-def one_round(stack: ChaosStack, n: int, env: dict[str, str]) -> Round:
+def one_round(stack: ChaosStack, n: int, changes: dict[str, Any]) -> Round:
     worker = stack.workers[-1]
     if not worker.alive():
         raise RuntimeError(f"worker {worker.pid} is not running\n{stack.log_tail()}")
@@ -74,7 +76,7 @@ def one_round(stack: ChaosStack, n: int, env: dict[str, str]) -> Round:
     if at_kill.get("state") != "sending":
         raise RuntimeError(f"the worker was not mid-send when killed: {at_kill}")
     ttl_ms = int(stack.db.pttl(ARQ_IN_PROGRESS_PREFIX + stack.keys.job_id(key)))
-    stack.start_worker(**env)
+    stack.start_worker(**changes)
 
     wait_until(lambda: stack.record(key).get("state") != "sending", WAIT_S, "the re-run", 0.02)
     pickup = time.monotonic() - killed
@@ -108,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--policy", choices=["resend", "fail"], default=None)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
-    env = {"IG_OUTBOUND_AMBIGUOUS_POLICY": args.policy} if args.policy else {}
+    # Default settings but the policy, if one is asked for.
+    changes: dict[str, Any] = {"ambiguous_policy": args.policy} if args.policy else {}
     defaults = Settings()
     job_timeout = defaults.worker.job_timeout_s
     print(
@@ -122,10 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="igo-recovery-") as tmp,
         ChaosStack(Path(tmp), accounts=1, recipients=args.repeats + 1) as stack,
     ):
-        stack.start_worker(**env)
+        stack.start_worker(**changes)
         stack.wait_registered()
         for n in range(args.repeats):
-            r = one_round(stack, n, env)
+            r = one_round(stack, n, changes)
             rounds.append(r)
             print(
                 f"round {n + 1}: in flight {r.ran_before_kill_s:.2f} s before the kill; "

@@ -8,6 +8,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ig_outbound.harness.processes import RedisServer
+from ig_outbound.producers.enqueue import OutboundClient
+from ig_outbound.producers.settings import ClientSettings
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +25,11 @@ async def aredis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def client(stack_settings: ClientSettings) -> AsyncIterator[OutboundClient]:
+    """A producer client of the package's stack: every package with a running stack
+    provides `stack_settings` (its Redis URL and key prefix)."""
+    async with OutboundClient.connect(stack_settings.redis_url, stack_settings) as c:
+        yield c

@@ -1,22 +1,32 @@
-"""CLI behaviour that needs no running stack."""
+"""CLI behaviour that needs no running stack (each test still runs the CLI as a process)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from ig_outbound.harness.env import inherited_env, settings_env
+from ig_outbound.producers.settings import ClientSettings
+from ig_outbound.worker.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ig_outbound.cli", *args],
-        env={**os.environ, **env},
+        env={**inherited_env(), **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+# Nonsense settings are written as raw variables on purpose: no Settings object holds them.
 
 
 def test_worker_refuses_nonsense_settings_with_every_problem() -> None:
@@ -34,7 +44,7 @@ def test_worker_refuses_a_malformed_tokens_file_without_printing_tokens(tmp_path
     secret = "IGAAsecret-that-must-not-print"
     path = tmp_path / "tokens"
     path.write_text(f"17841400000000001={secret}\nnot a token line\n")
-    done = _run(["worker"], {"IG_OUTBOUND_TOKENS_FILE": str(path)})
+    done = _run(["worker"], settings_env(Settings(tokens_file=path)))
     assert done.returncode == 2
     assert json.loads(done.stdout)["error"] == "invalid_tokens"
     assert secret not in done.stdout + done.stderr
@@ -44,7 +54,8 @@ def test_send_refuses_bad_intents_with_machine_readable_errors(tmp_path: Path) -
     path = tmp_path / "intents.json"
     path.write_text(json.dumps([{"idempotency_key": "k", "content": {"kind": "nope"}}]))
     # Refused by validation before any Redis round trip; the URL points nowhere on purpose.
-    done = _run(["send", str(path)], {"IG_OUTBOUND_REDIS_URL": "redis://127.0.0.1:1/0"})
+    nowhere = ClientSettings(redis_url="redis://127.0.0.1:1/0")
+    done = _run(["send", str(path)], settings_env(nowhere))
     assert done.returncode == 2
     row = json.loads(done.stdout)
     assert row["error"] == "invalid_intent"

@@ -8,7 +8,6 @@ few bad intents), shows progress, prints a summary and leaves no process behind.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import statistics
 import sys
@@ -20,14 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
+from pydantic import SecretStr
 
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
 from ig_outbound.emulator.config import AccountConfig, CommentConfig, FaultSettings
+from ig_outbound.harness.env import client_view, tuned
 from ig_outbound.harness.errors import LocalStackError
+from ig_outbound.harness.intents import make_intent, text_intent
 from ig_outbound.harness.processes import RedisServer, WorkerProcess
+from ig_outbound.harness.wait import wait_registered
 from ig_outbound.producers.enqueue import EnqueueResult, SyncOutboundClient
-from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
 from ig_outbound.worker.settings import Settings
 
@@ -111,26 +112,20 @@ def _intents(accounts: list[DemoAccount], rounds: int, run: str) -> Iterator[dic
         for conv, user in enumerate(acc.users):
             steps = [c for _ in range(rounds) for c in _contents(conv)]
             for step, content in enumerate(steps):
-                intent: dict[str, Any] = {
-                    "idempotency_key": f"{run}:{acc.ig_id}:{user}:{step}",
-                    "account_id": acc.ig_id,
-                    "recipient": {"id": user},
-                    "content": content,
-                    "metadata": {"conversation": conv, "step": step},
-                }
+                extra: dict[str, Any] = {"metadata": {"conversation": conv, "step": step}}
                 if content["kind"] == "text" and step % 5 == 1:
-                    intent["reply_to"] = f"aWdfZAG1faXRlbToxOklHTWVzc2FnZB{conv:06d}"
+                    extra["reply_to"] = f"aWdfZAG1faXRlbToxOklHTWVzc2FnZB{conv:06d}"
                 if content["kind"] == "text" and step % 7 == 4:
-                    intent["tag"] = "HUMAN_AGENT"
-                    intent["automated"] = False
-                yield intent
+                    extra.update(tag="HUMAN_AGENT", automated=False)
+                key = f"{run}:{acc.ig_id}:{user}:{step}"
+                yield make_intent(key, acc.ig_id, user, content, **extra)
             # A private reply to this user's comment on a post.
-            yield {
-                "idempotency_key": f"{run}:{acc.ig_id}:comment:{acc.comments[conv]}",
-                "account_id": acc.ig_id,
-                "recipient": {"comment_id": acc.comments[conv]},
-                "content": {"kind": "text", "text": "Thanks for your comment! Details in DM."},
-            }
+            yield text_intent(
+                f"{run}:{acc.ig_id}:comment:{acc.comments[conv]}",
+                acc.ig_id,
+                {"comment_id": acc.comments[conv]},
+                "Thanks for your comment! Details in DM.",
+            )
 
 
 def _bad_intents(acc: DemoAccount, run: str) -> list[Any]:
@@ -189,64 +184,63 @@ def run_demo(
     """Run the demo; returns the process exit code (0 when every good intent was sent)."""
     run = datetime.now(UTC).strftime("demo%H%M%S") + secrets.token_hex(2)
     demo_accounts = _accounts(accounts, conversations)
+    # The user's IG_OUTBOUND_* settings apply, under the demo's own choices below.
+    user = Settings()
     with ExitStack() as stack:
-        redis_url = os.environ.get("IG_OUTBOUND_REDIS_URL")
-        if not redis_url:
-            try:
-                server = stack.enter_context(RedisServer())
-            except LocalStackError as exc:
-                _print(f"demo: {exc}")
-                return 1
-            redis_url = server.url
-            _print(f"Redis      private redis-server on {redis_url}")
-        else:
-            _print("Redis      IG_OUTBOUND_REDIS_URL (keys under a fresh prefix)")
-        prefix = f"igo-{run}"
-        now = time.time()
-        config = EmulatorConfig(
-            accounts=[
-                AccountConfig(ig_id=a.ig_id, token=a.token, username=f"shop{i}")
-                for i, a in enumerate(demo_accounts)
-            ],
-            users={a.ig_id: a.users for a in demo_accounts},
-            comments=[
-                CommentConfig(comment_id=c, ig_id=a.ig_id, commenter_igsid=u, created_at=now - 3600)
-                for a in demo_accounts
-                for c, u in zip(a.comments, a.users, strict=True)
-            ],
-            # A realistic network: some latency, and Graph failing 3% of calls with a 5xx.
-            faults=FaultSettings(latency_ms=15, latency_jitter_ms=30, error_5xx_rate=0.03, seed=7),
-        )
-        graph_url = stack.enter_context(run_emulator_process(config))
+        redis_url = _redis(stack, user)
+        if redis_url is None:
+            return 1
+        graph_url = stack.enter_context(run_emulator_process(_emulator(demo_accounts)))
         _print(f"Emulator   Graph API emulator on {graph_url}")
-        env = {
-            "IG_OUTBOUND_REDIS_URL": redis_url,
-            "IG_OUTBOUND_KEY_PREFIX": prefix,
-            "IG_OUTBOUND_GRAPH__BASE_URL": graph_url,
-            "IG_OUTBOUND_TOKENS": json.dumps({a.ig_id: a.token for a in demo_accounts}),
-            "IG_OUTBOUND_RETRY__BACKOFF_BASE_S": "0.2",
-            "IG_OUTBOUND_LOG_LEVEL": "warning",
-        }
-        procs = [WorkerProcess(env).start() for _ in range(workers)]
+        settings = tuned(
+            user,
+            redis_url=redis_url,
+            key_prefix=f"igo-{run}",
+            graph={"base_url": graph_url},
+            tokens={a.ig_id: SecretStr(a.token) for a in demo_accounts},
+            retry={"backoff_base_s": 0.2},
+            log_level="warning",
+        )
+        procs = [WorkerProcess.from_settings(settings).start() for _ in range(workers)]
         stack.callback(lambda: [p.stop() for p in procs])
         _print(f"Workers    {workers} worker processes")
-        settings = Settings(redis_url=redis_url, key_prefix=prefix)
-        client = stack.enter_context(SyncOutboundClient.connect(redis_url, settings))
-        _wait_for_accounts(redis_url, Keys(prefix), len(demo_accounts))
+        client = stack.enter_context(SyncOutboundClient.connect(redis_url, client_view(settings)))
+        wait_registered(settings, len(demo_accounts))
         return _drive(client, demo_accounts, run, EmulatorControl(graph_url), rounds)
     return 1
 
 
-def _wait_for_accounts(url: str, keys: Keys, n: int, timeout_s: float = 30.0) -> None:
-    r = redis.Redis.from_url(url)
+def _redis(stack: ExitStack, user: Settings) -> str | None:
+    """The user's Redis (IG_OUTBOUND_REDIS_URL), else a private redis-server that `stack`
+    stops; None (after saying why) when there is neither."""
+    if "redis_url" in user.model_fields_set and user.redis_url:
+        _print("Redis      IG_OUTBOUND_REDIS_URL (keys under a fresh prefix)")
+        return user.redis_url
     try:
-        deadline = time.monotonic() + timeout_s
-        while int(r.scard(keys.accounts)) < n:  # type: ignore[arg-type]
-            if time.monotonic() > deadline:
-                raise LocalStackError("workers did not start (no accounts registered)")
-            time.sleep(0.05)
-    finally:
-        r.close()
+        server = stack.enter_context(RedisServer())
+    except LocalStackError as exc:
+        _print(f"demo: {exc}")
+        return None
+    _print(f"Redis      private redis-server on {server.url}")
+    return server.url
+
+
+def _emulator(accounts: list[DemoAccount]) -> EmulatorConfig:
+    now = time.time()
+    return EmulatorConfig(
+        accounts=[
+            AccountConfig(ig_id=a.ig_id, token=a.token, username=f"shop{i}")
+            for i, a in enumerate(accounts)
+        ],
+        users={a.ig_id: a.users for a in accounts},
+        comments=[
+            CommentConfig(comment_id=c, ig_id=a.ig_id, commenter_igsid=u, created_at=now - 3600)
+            for a in accounts
+            for c, u in zip(a.comments, a.users, strict=True)
+        ],
+        # A realistic network: some latency, and Graph failing 3% of calls with a 5xx.
+        faults=FaultSettings(latency_ms=15, latency_jitter_ms=30, error_5xx_rate=0.03, seed=7),
+    )
 
 
 def _drive(
@@ -358,10 +352,10 @@ def _order_report(control: EmulatorControl, intents: list[dict[str, Any]]) -> No
     from ig_outbound.worker.payloads import build_body
 
     expected: dict[tuple[str, str], list[str]] = {}
-    for intent in intents:
-        if "id" in intent["recipient"]:
-            body = json.dumps(build_body(parse_intent(intent)), sort_keys=True)
-            expected.setdefault((intent["account_id"], intent["recipient"]["id"]), []).append(body)
+    for item in intents:
+        if "id" in item["recipient"]:
+            body = json.dumps(build_body(parse_intent(item)), sort_keys=True)
+            expected.setdefault((item["account_id"], item["recipient"]["id"]), []).append(body)
     arrived: dict[tuple[str, str], list[str]] = {}
     for call in sorted(control.calls()["calls"], key=lambda c: c["arrived_at"]):
         conv = (call["ig_id"], call["recipient_id"])

@@ -22,7 +22,10 @@ from types import TracebackType
 
 import redis
 
+from ig_outbound.harness.env import inherited_env, settings_env
 from ig_outbound.harness.errors import LocalStackError
+from ig_outbound.harness.wait import wait_until
+from ig_outbound.worker.settings import Settings
 
 
 def free_port() -> int:
@@ -68,7 +71,7 @@ class RedisServer:
             if self.persistent
             else ["--appendonly", "no", "--save", ""]
         )
-        self._proc = subprocess.Popen(
+        proc = self._proc = subprocess.Popen(
             [
                 binary,
                 "--port", str(self.port),
@@ -82,22 +85,23 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + timeout_s
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
+                raise LocalStackError(f"redis-server exited at start:\n{log}")
+            try:
+                return bool(client.ping())
+            except redis.exceptions.RedisError:
+                return False
+
         try:
-            while True:
-                try:
-                    if client.ping():
-                        return self
-                except redis.exceptions.RedisError:
-                    pass
-                if self._proc.poll() is not None:
-                    log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-                    raise LocalStackError(f"redis-server exited at start:\n{log}")
-                if time.monotonic() > deadline:
-                    raise LocalStackError(f"redis-server did not answer on port {self.port}")
-                time.sleep(0.02)
+            wait_until(answers, timeout_s, f"redis-server on port {self.port}", poll_s=0.02)
+        except TimeoutError:
+            raise LocalStackError(f"redis-server did not answer on port {self.port}") from None
         finally:
             client.close()
+        return self
 
     def stop(self, *, kill: bool = False) -> None:
         if self._proc is not None:
@@ -124,15 +128,26 @@ class RedisServer:
 
 @dataclass
 class WorkerProcess:
-    """One `ig-outbound worker` process with its own environment (settings)."""
+    """One `ig-outbound worker` process with its own environment (settings).
+
+    `WorkerProcess(env)` adds `env` to this process's environment; `from_settings` is the
+    usual way: the worker runs exactly a `Settings` object."""
 
     env: Mapping[str, str]
     log_path: Path | None = None
     _proc: subprocess.Popen[bytes] | None = None
     _log: object = None
+    # Drop IG_OUTBOUND_* variables of this process's environment (the caller's shell must
+    # not change what `env` says).
+    isolated: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, log_path: Path | None = None) -> WorkerProcess:
+        """A worker (not started yet) that runs exactly `settings`."""
+        return cls(settings_env(settings), log_path=log_path, isolated=True)
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.env}
+        env = {**(inherited_env() if self.isolated else os.environ), **self.env}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._log = out
         self._proc = subprocess.Popen(

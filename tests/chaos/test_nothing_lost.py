@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import FAST_ENV, ChaosPlan, ChaosStack, run_chaos
+from ig_outbound.harness.chaos import ChaosStack, fast_settings
+from ig_outbound.harness.chaos_run import ChaosPlan, run_chaos
+
+pytestmark = pytest.mark.slow
 
 PLAN = ChaosPlan(
     intents=2000,
@@ -29,7 +32,7 @@ PLAN = ChaosPlan(
 
 @pytest.mark.timeout(420)
 def test_every_intent_has_one_outcome_and_every_resend_is_counted(tmp_path: Path) -> None:
-    with ChaosStack(tmp_path, accounts=4, recipients=25, worker_env=FAST_ENV) as stack:
+    with ChaosStack(tmp_path, accounts=4, recipients=25, tune=fast_settings) as stack:
         report, ledger = run_chaos(stack, PLAN, log=print)
     print(f"\nnothing-lost: {report.summary()}")
 

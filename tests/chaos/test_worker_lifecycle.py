@@ -1,7 +1,7 @@
 """A worker's life and death: SIGTERM drains, Redis goes away and comes back, SIGKILL mid-send.
 
 Each test runs its own stack (`stack` fixture: Redis with AOF, the emulator, worker
-processes with `FAST_ENV`, i.e. job timeout 4 s, so ARQ re-runs a killed worker's job once
+processes with `fast_settings`, i.e. job timeout 4 s, so ARQ re-runs a killed worker's job once
 its in-progress key expires, 4 + 10 = 14 s after pickup).
 """
 
@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import pytest
 
-from bench.soak import ChaosStack, wait_until
+from ig_outbound.harness.chaos import ChaosStack
 from ig_outbound.harness.processes import WorkerProcess
+from ig_outbound.harness.wait import wait_until
 from ig_outbound.producers.outcome import Outcome
+
+pytestmark = pytest.mark.slow
 
 
 def _keys(label: str, n: int) -> list[str]:
@@ -35,7 +39,7 @@ def _assert_books_balance(stack: ChaosStack, keys: list[str]) -> None:
 def test_sigterm_drains_in_flight_sends_before_exit(stack: ChaosStack) -> None:
     """SIGTERM while several sends wait on Graph: the worker finishes them, then exits 0."""
     stack.control.set_faults(latency_ms=1500, seed=1)  # each send takes ~1.5 s
-    worker = stack.start_worker(IG_OUTBOUND_GRAPH__READ_TIMEOUT_S="3")
+    worker = stack.start_worker(graph={"read_timeout_s": 3})
     stack.wait_registered()
     keys = _keys("drain", 6)
     stack.enqueue([stack.intent(k, i) for i, k in enumerate(keys)])
@@ -68,7 +72,7 @@ def _outage_with_intents_queued(stack: ChaosStack, keys: list[str], down_s: floa
 def test_worker_survives_a_redis_outage(stack: ChaosStack) -> None:
     """Redis down for 3 s under a running worker: the same process lives on, loses nothing."""
     stack.control.set_faults(latency_ms=20, latency_jitter_ms=20, seed=2)
-    worker = stack.start_worker(IG_OUTBOUND_WORKER__MAX_JOBS="10")
+    worker = stack.start_worker(worker={"max_jobs": 10})
     stack.wait_registered()
     keys = _keys("outage", 300)
 
@@ -85,23 +89,26 @@ def test_a_redis_outage_loses_nothing_when_dead_workers_are_restarted(
     """Redis down for 3 s with intents queued and in flight; a supervisor restarts any worker
     that exits (as systemd or Kubernetes would): every intent still ends `sent`, once."""
     stack.control.set_faults(latency_ms=20, latency_jitter_ms=20, seed=3)
-    stack.start_worker(IG_OUTBOUND_WORKER__MAX_JOBS="10")
+    stack.start_worker(worker={"max_jobs": 10})
     stack.wait_registered()
     keys = _keys("outage-supervised", 300)
 
     _outage_with_intents_queued(stack, keys, down_s=3.0)
 
     restarts = 0
-    deadline = time.monotonic() + 120
-    while _no_outcome(stack, keys):
-        assert time.monotonic() < deadline, (
-            f"{len(_no_outcome(stack, keys))} intents without outcome\n{stack.log_tail()}"
-        )
+
+    def supervised_until_done() -> bool:
+        nonlocal restarts
         for dead in [w for w in stack.workers if not w.alive()]:
             stack.kill_worker(dead)  # reap it and close its log
-            stack.start_worker(IG_OUTBOUND_WORKER__MAX_JOBS="10")
+            stack.start_worker(worker={"max_jobs": 10})
             restarts += 1
-        time.sleep(0.1)
+        return not _no_outcome(stack, keys)
+
+    try:
+        wait_until(supervised_until_done, 120, "every intent's outcome", 0.1)
+    except TimeoutError:
+        pytest.fail(f"{len(_no_outcome(stack, keys))} intents without outcome\n{stack.log_tail()}")
     print(f"\nredis outage: {len(keys)} intents, {restarts} worker restart(s) needed")
     _assert_books_balance(stack, keys)
 
@@ -116,8 +123,8 @@ def test_sigkill_mid_send_ends_in_exactly_one_outcome(
     """kill -9 while the POST waits for Graph's answer (Graph got the message): ARQ re-runs
     the job after its in-progress key expires; the re-run finds the expired send lease,
     an ambiguous send. `resend` resends it and counts it; `fail` ends it `unknown`."""
-    env = {"IG_OUTBOUND_AMBIGUOUS_POLICY": policy, "IG_OUTBOUND_GRAPH__READ_TIMEOUT_S": "3"}
-    worker = stack.start_worker(**env)
+    changes: dict[str, Any] = {"ambiguous_policy": policy, "graph": {"read_timeout_s": 3}}
+    worker = stack.start_worker(**changes)
     stack.wait_registered()
     (key,) = _keys(f"sigkill-{policy}", 1)
     # Graph takes the message, then its answer hangs for 60 s.
@@ -129,7 +136,7 @@ def test_sigkill_mid_send_ends_in_exactly_one_outcome(
     stack.kill_worker(worker)
     record = stack.record(key)
     assert (record.get("state"), record.get("attempts")) == ("sending", "1"), record
-    replacement: WorkerProcess = stack.start_worker(**env)
+    replacement: WorkerProcess = stack.start_worker(**changes)
 
     wait_until(lambda: stack.record(key).get("state") != "sending", 60, "the re-run")
     picked_up = time.monotonic() - killed_at

@@ -1,13 +1,16 @@
 """A real stack for end-to-end tests: private redis-server, the emulator over HTTP, and an
-`ig-outbound worker` process, all started by the suite on free ports."""
+`ig-outbound worker` process, all started by the suite on free ports.
+
+At the end of the session the stack runs canary traffic of its own and is then scanned for
+its tokens (Redis, every worker log): a token anywhere there fails the session in the `stack`
+fixture's teardown, whatever ran and in whatever order."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +20,14 @@ import redis
 
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
 from ig_outbound.emulator.config import AccountConfig, CommentConfig
+from ig_outbound.harness.env import client_view, fleet_settings
+from ig_outbound.harness.intents import make_intent
+from ig_outbound.harness.leaks import scan_stack
 from ig_outbound.harness.processes import RedisServer, WorkerProcess
-from ig_outbound.producers.enqueue import OutboundClient
+from ig_outbound.harness.wait import wait_registered
+from ig_outbound.producers.enqueue import SyncOutboundClient
 from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.settings import ClientSettings
 from ig_outbound.producers.validation import parse_intent
 from ig_outbound.worker.payloads import build_body
 from ig_outbound.worker.settings import Settings
@@ -34,6 +42,8 @@ ACCOUNTS = [ACCOUNT_A, ACCOUNT_B, ACCOUNT_BROKEN, ACCOUNT_THROTTLED]
 USERS = [f"12544777777{n:05d}" for n in range(40)]
 COMMENTS = [f"17900000000{n:05d}" for n in range(40)]
 PREFIX = "igo-test"
+# The session must have written this much to Redis and to a log, or its scan proves little.
+SCAN_MIN_BYTES = 1000
 
 
 @dataclass(frozen=True)
@@ -44,14 +54,16 @@ class Stack:
     worker_log: Path
     worker: WorkerProcess
     keys: Keys
-    settings: Settings
+    settings: Settings  # the worker's; other fleets of the session derive theirs from it
+
+    @property
+    def logs(self) -> list[Path]:
+        """Every worker log of the session (other fleets log next to the main worker)."""
+        return sorted(self.worker_log.parent.glob("*.log"))
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # Fresh random tokens per run, so a leak test can search for them verbatim.
-    tokens = {acc: "IGAA" + secrets.token_urlsafe(32) for acc in ACCOUNTS}
-    config = EmulatorConfig(
+def _emulator(tokens: dict[str, str]) -> EmulatorConfig:
+    return EmulatorConfig(
         accounts=[
             AccountConfig(ig_id=a, token=t, username=f"u{a[-3:]}") for a, t in tokens.items()
         ],
@@ -61,39 +73,66 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             for c, u in zip(COMMENTS, USERS, strict=True)
         ],
     )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # Fresh random tokens per run, so the leak scan can search for them verbatim.
+    tokens = {acc: "IGAA" + secrets.token_urlsafe(32) for acc in ACCOUNTS}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with RedisServer() as server, run_emulator_process(config) as graph_url:
-        env = {
-            "IG_OUTBOUND_REDIS_URL": server.url,
-            "IG_OUTBOUND_KEY_PREFIX": PREFIX,
-            "IG_OUTBOUND_GRAPH__BASE_URL": graph_url,
-            "IG_OUTBOUND_GRAPH__READ_TIMEOUT_S": "1.0",
-            "IG_OUTBOUND_TOKENS": json.dumps(tokens),
-            "IG_OUTBOUND_RETRY__BACKOFF_BASE_S": "0.05",
-            "IG_OUTBOUND_RETRY__BACKOFF_CAP_S": "0.5",
-            "IG_OUTBOUND_RETRY__THROTTLE_PAUSE_S": "0.5",
-            "IG_OUTBOUND_RETRY__ACCOUNT_PAUSE_S": "0.5",
-            "IG_OUTBOUND_LOG_LEVEL": "debug",
-        }
-        worker = WorkerProcess(env, log_path=log).start()
-        settings = Settings(redis_url=server.url, key_prefix=PREFIX)
-        keys = Keys(PREFIX)
-        wait_registered(server.url, keys, len(ACCOUNTS))
+    with RedisServer() as server, run_emulator_process(_emulator(tokens)) as graph_url:
+        settings = fleet_settings(
+            redis_url=server.url,
+            key_prefix=PREFIX,
+            graph_url=graph_url,
+            tokens=tokens,
+            graph={"read_timeout_s": 1.0},
+            retry={
+                "backoff_base_s": 0.05,
+                "backoff_cap_s": 0.5,
+                "throttle_pause_s": 0.5,
+                "account_pause_s": 0.5,
+            },
+            log_level="debug",
+        )
+        worker = WorkerProcess.from_settings(settings, log_path=log).start()
+        stack = Stack(server.url, graph_url, tokens, log, worker, Keys(PREFIX), settings)
         try:
-            yield Stack(server.url, graph_url, tokens, log, worker, keys, settings)
+            wait_registered(settings, len(ACCOUNTS))
+            yield stack
+            _canary_traffic(stack)
         finally:
             worker.stop()
+        # Only after every test (and with the worker's log complete): independent of order.
+        _fail_on_leaked_tokens(stack)
 
 
-def wait_registered(url: str, keys: Keys, n: int) -> None:
-    r = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 30
-    try:
-        while int(r.scard(keys.accounts)) < n:  # type: ignore[arg-type]
-            assert time.monotonic() < deadline, "worker did not start"
-            time.sleep(0.05)
-    finally:
-        r.close()
+def _canary_traffic(stack: Stack) -> None:
+    """A send and a Graph error of its own, so the scan always follows real traffic,
+    however few tests ran."""
+    run = uuid.uuid4().hex
+    intents = [
+        make_intent(f"canary-sent:{run}", ACCOUNT_A, USERS[30], {"kind": "sticker"}),
+        make_intent(f"canary-failed:{run}", ACCOUNT_A, "99999999999", {"kind": "sticker"}),
+    ]
+    with SyncOutboundClient.connect(stack.redis_url, client_view(stack.settings)) as client:
+        client.enqueue_many(intents)
+        outcomes = [client.wait(i["idempotency_key"], timeout=20).status for i in intents]
+    assert outcomes == ["sent", "failed"], f"the canary traffic went wrong: {outcomes}"
+
+
+def _fail_on_leaked_tokens(stack: Stack) -> None:
+    """Tokens never reach Redis or a worker's log (docs/architecture.md, "Secrets")."""
+    named = {f"the token of {account}": token for account, token in stack.tokens.items()}
+    leaks = scan_stack(stack.redis_url, stack.logs, named, min_bytes=SCAN_MIN_BYTES)
+    if leaks:
+        pytest.fail("SECRETS LEAKED in the e2e stack: " + "; ".join(leaks), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack: Stack) -> ClientSettings:
+    """What `client` (tests/conftest.py) connects with: the producer side of the stack."""
+    return client_view(stack.settings)
 
 
 @pytest.fixture(scope="session")
@@ -112,12 +151,6 @@ def _calm_emulator(control: EmulatorControl) -> Iterator[None]:
 
 
 @pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[OutboundClient]:
-    async with OutboundClient.connect(stack.redis_url, stack.settings) as c:
-        yield c
-
-
-@pytest.fixture
 def raw_redis(stack: Stack) -> Iterator[Any]:
     """A decoded sync client, typed Any: redis-py's stubs type sync and async at once."""
     r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
@@ -131,17 +164,6 @@ def new_key() -> Callable[[str], str]:
         return f"{label}:{uuid.uuid4().hex}"
 
     return make
-
-
-def make_intent(key: str, content: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    intent: dict[str, Any] = {
-        "idempotency_key": key,
-        "account_id": ACCOUNT_A,
-        "recipient": {"id": USERS[0]},
-        "content": content,
-    }
-    intent.update(extra)
-    return intent
 
 
 def calls_for(control: EmulatorControl, intent: dict[str, Any]) -> list[dict[str, Any]]:

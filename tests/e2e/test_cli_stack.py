@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import USERS, Stack, make_intent
+import pytest
+
+from ig_outbound.harness.env import client_view, process_env
+from ig_outbound.harness.intents import make_intent
+from tests.e2e.conftest import ACCOUNT_A, USERS, Stack
+
+pytestmark = pytest.mark.slow
 
 
 def _cli(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "IG_OUTBOUND_REDIS_URL": stack.redis_url,
-        "IG_OUTBOUND_KEY_PREFIX": stack.keys.prefix,
-    }
+    env = process_env(client_view(stack.settings))
     return subprocess.run(
         [sys.executable, "-m", "ig_outbound.cli", *args],
         env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False,
@@ -38,8 +39,8 @@ def _documents(text: str) -> list[Any]:
 def test_send_waits_for_outcomes_and_status_reports_them(
     stack: Stack, tmp_path: Path, new_key: Any
 ) -> None:
-    good = make_intent(new_key("cli"), {"kind": "sticker"}, recipient={"id": USERS[12]})
-    bad = make_intent(new_key("cli-bad"), {"kind": "text", "text": ""})
+    good = make_intent(new_key("cli"), ACCOUNT_A, USERS[12], {"kind": "sticker"})
+    bad = make_intent(new_key("cli-bad"), ACCOUNT_A, USERS[0], {"kind": "text", "text": ""})
     path = tmp_path / "intents.json"
     path.write_text(json.dumps([good, bad]))
     done = _cli(stack, "send", str(path), "--wait", "20")
@@ -56,7 +57,7 @@ def test_send_waits_for_outcomes_and_status_reports_them(
 
 
 def test_send_reads_stdin(stack: Stack, new_key: Any) -> None:
-    intent = make_intent(new_key("cli-stdin"), {"kind": "typing_on"}, recipient={"id": USERS[13]})
+    intent = make_intent(new_key("cli-stdin"), ACCOUNT_A, USERS[13], {"kind": "typing_on"})
     done = _cli(stack, "send", "-", stdin=json.dumps(intent))
     assert done.returncode == 0, done.stdout + done.stderr
     assert _documents(done.stdout)[0]["status"] == "queued"

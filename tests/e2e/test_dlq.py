@@ -6,9 +6,7 @@ Other tests of the session dead-letter too, so every check here looks only at it
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,13 +19,18 @@ import pytest
 import redis
 
 from ig_outbound.emulator import EmulatorControl
+from ig_outbound.harness.env import client_view, process_env, tuned
+from ig_outbound.harness.intents import make_intent
+from ig_outbound.harness.wait import wait_until_async
 from ig_outbound.producers.dlq import ALL, DeadLetter, DeadLetters, replay_key
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY
-from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.keys import ARQ_IN_PROGRESS_PREFIX, Keys
 from ig_outbound.producers.validation import parse_intent
 from ig_outbound.worker.settings import Settings
-from tests.e2e.conftest import ACCOUNT_B, USERS, Stack, calls_for, make_intent
+from tests.e2e.conftest import ACCOUNT_A, ACCOUNT_B, USERS, Stack, calls_for
+
+pytestmark = pytest.mark.slow
 
 UNKNOWN_USER = {"id": "99999999999"}  # the emulator fails it with 100/2534014
 
@@ -65,22 +68,20 @@ def _send_job(arg: Any) -> str:
 
 
 async def _wait_for(dlq: DeadLetters, match: Any) -> DeadLetter:
-    deadline = time.monotonic() + 10
-    while True:
-        found = [letter for letter in dlq.list(count=10_000) if match(letter)]
-        if found:
-            (letter,) = found
-            return letter
-        assert time.monotonic() < deadline, "not dead-lettered"
-        await asyncio.sleep(0.05)
+    found: list[DeadLetter] = []
+
+    def listed() -> bool:
+        found[:] = [letter for letter in dlq.list(count=10_000) if match(letter)]
+        return bool(found)
+
+    await wait_until_async(listed, 10, "the dead letter")
+    (letter,) = found
+    return letter
 
 
 def _cli(stack: Stack, *args: str, prefix: str | None = None) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "IG_OUTBOUND_REDIS_URL": stack.redis_url,
-        "IG_OUTBOUND_KEY_PREFIX": prefix or stack.settings.key_prefix,
-    }
+    settings = client_view(stack.settings)
+    env = process_env(tuned(settings, key_prefix=prefix) if prefix else settings)
     return subprocess.Popen(
         [sys.executable, "-m", "ig_outbound.cli", "dlq", *args],
         env=env,
@@ -104,8 +105,9 @@ async def test_a_permanent_failure_is_dead_lettered_whole_and_listed(
     now = datetime.now(UTC)
     intent = make_intent(
         new_key("dlq-perm"),
+        ACCOUNT_A,
+        UNKNOWN_USER,
         _text("perm"),
-        recipient=UNKNOWN_USER,
         metadata={"order": "A-1", "n": 7},
         not_before=(now - timedelta(hours=1)).isoformat(),
         not_after=(now + timedelta(hours=1)).isoformat(),
@@ -123,7 +125,7 @@ async def test_a_permanent_failure_is_dead_lettered_whole_and_listed(
     assert letter.entry_id in [x.entry_id for x in dlq.list(count=10_000, status="failed")]
     assert dlq.list(count=10_000, status="expired", key=key) == []
     second = await _dead_letter(
-        client, dlq, make_intent(new_key("dlq-perm2"), _text("p2"), recipient=UNKNOWN_USER)
+        client, dlq, make_intent(new_key("dlq-perm2"), ACCOUNT_A, UNKNOWN_USER, _text("p2"))
     )
     ids = [x.entry_id for x in dlq.list(count=10_000)]
     assert ids.index(second.entry_id) < ids.index(letter.entry_id)
@@ -151,11 +153,7 @@ async def test_replay_after_the_cause_is_fixed_sends_once_under_the_derived_key(
 ) -> None:
     control.script([{"status": 403, "code": 10, "subcode": 2534022, "ig_id": ACCOUNT_B}])
     intent = make_intent(
-        new_key("dlq-window"),
-        _text("window"),
-        account_id=ACCOUNT_B,
-        recipient={"id": USERS[7]},
-        metadata={"order": "B-2"},
+        new_key("dlq-window"), ACCOUNT_B, USERS[7], _text("window"), metadata={"order": "B-2"}
     )
     letter = await _dead_letter(client, dlq, intent)
     assert (letter.status, letter.reason) == ("failed", "outside_window")
@@ -188,7 +186,21 @@ async def test_replay_after_the_cause_is_fixed_sends_once_under_the_derived_key(
     assert (third.status, third.state) == ("duplicate", "sent")
     assert fourth.status == "duplicate"
     assert raw_redis.hget(stack.keys.dead_letter_replays, letter.entry_id) == derived
-    await asyncio.sleep(0.3)
+    # The proof no replay queued a second send: ARQ is done with the derived key's job
+    # (neither queued nor running), and a later intent of the same conversation (sent only
+    # after every earlier one has its outcome) gets through.
+    job_id = stack.keys.job_id(derived)
+    await wait_until_async(
+        lambda: (
+            raw_redis.zscore(stack.keys.queue, job_id) is None
+            and not raw_redis.exists(ARQ_IN_PROGRESS_PREFIX + job_id)
+        ),
+        10,
+        "ARQ to be done with the replayed job",
+    )
+    fence = make_intent(new_key("dlq-fence"), ACCOUNT_B, USERS[7], _text("fence"))
+    await client.enqueue(fence)
+    assert (await client.wait(fence["idempotency_key"], timeout=20)).status == "sent"
     assert len(calls_for(control, intent)) == 1
     assert (await client.outcome(derived)) == outcome
 
@@ -198,7 +210,7 @@ async def test_replay_of_an_expired_intent_gets_a_fresh_deadline(
 ) -> None:
     past = datetime.now(UTC) - timedelta(seconds=1)
     intent = make_intent(
-        new_key("dlq-late"), _text("late"), recipient={"id": USERS[8]}, not_after=past.isoformat()
+        new_key("dlq-late"), ACCOUNT_A, USERS[8], _text("late"), not_after=past.isoformat()
     )
     letter = await _dead_letter(client, dlq, intent)
     assert (letter.status, letter.reason) == ("expired", "deadline_passed")
@@ -222,7 +234,7 @@ async def test_replay_refuses_what_cannot_be_replayed(
     }
     _raw_job(stack, raw_redis, _send_job(bad))
     # A keyed job of an unknown name (quarantined by the worker: not an intent).
-    named = make_intent(new_key("dlq-named"), _text("named"))
+    named = make_intent(new_key("dlq-named"), ACCOUNT_A, USERS[0], _text("named"))
     _raw_job(stack, raw_redis, json.dumps({"t": None, "f": "nope", "a": [named], "k": {}}))
     # Keyless garbage: an object without a key, and text that is not JSON.
     marker = uuid.uuid4().hex
@@ -268,13 +280,13 @@ def test_replay_key_is_deterministic_and_bounded() -> None:
     assert derived != replay_key(long, "1718000000000-13")
     assert derived != replay_key(long[:-1] + "j", "1718000000000-12")
     assert derived.endswith("~r1718000000000-12")
-    parse_intent(make_intent(derived, _text("k")))  # a valid key
+    parse_intent(make_intent(derived, ACCOUNT_A, USERS[0], _text("k")))  # a valid key
 
 
 async def test_purge_by_ids_removes_entries_and_their_bookkeeping(
     client: OutboundClient, dlq: DeadLetters, raw_redis: Any, stack: Stack, new_key: Any
 ) -> None:
-    intent = make_intent(new_key("dlq-purge"), _text("purge"), recipient=UNKNOWN_USER)
+    intent = make_intent(new_key("dlq-purge"), ACCOUNT_A, UNKNOWN_USER, _text("purge"))
     letter = await _dead_letter(client, dlq, intent)
     (replayed,) = dlq.replay([letter.entry_id])
     assert replayed.status == "queued" and replayed.new_key
@@ -324,7 +336,7 @@ def test_replay_all_takes_every_entry_there_is_on_a_private_prefix(
     stack: Stack, new_key: Any
 ) -> None:
     private, keys, r = _private(stack)  # two entries already replayed (bookkeeping)
-    intent = make_intent(new_key("dlq-all"), _text("all"))
+    intent = make_intent(new_key("dlq-all"), ACCOUNT_A, USERS[0], _text("all"))
     stored = parse_intent(intent).model_dump(mode="json")
     fields = {"key": intent["idempotency_key"], "status": "failed", "intent": json.dumps(stored)}
     good = r.xadd(keys.dead_letters, fields)
@@ -349,7 +361,7 @@ def test_replay_all_takes_every_entry_there_is_on_a_private_prefix(
 async def test_cli_dlq_commands_print_json(
     client: OutboundClient, dlq: DeadLetters, stack: Stack, new_key: Any
 ) -> None:
-    intent = make_intent(new_key("dlq-cli"), _text("cli"), recipient=UNKNOWN_USER)
+    intent = make_intent(new_key("dlq-cli"), ACCOUNT_A, UNKNOWN_USER, _text("cli"))
     letter = await _dead_letter(client, dlq, intent)
     key, eid = intent["idempotency_key"], letter.entry_id
     private, keys, r = _private(stack)

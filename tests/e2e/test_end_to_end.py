@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -12,8 +11,11 @@ from typing import Any
 import pytest
 
 from ig_outbound.emulator import EmulatorControl
+from ig_outbound.harness.intents import make_intent
+from ig_outbound.harness.wait import wait_until_async
 from ig_outbound.producers.enqueue import OutboundClient, SyncOutboundClient
 from ig_outbound.producers.errors import IdempotencyConflictError, IntentError, UnknownAccountError
+from ig_outbound.producers.keys import ARQ_IN_PROGRESS_PREFIX
 from tests.e2e.conftest import (
     ACCOUNT_A,
     ACCOUNT_B,
@@ -23,8 +25,9 @@ from tests.e2e.conftest import (
     USERS,
     Stack,
     calls_for,
-    make_intent,
 )
+
+pytestmark = pytest.mark.slow
 
 MID = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx"
 URL = "https://cdn.example.com/media/a.png"
@@ -81,7 +84,7 @@ SENDER_ACTIONS = {"react", "react_emoji", "unreact", "typing_on", "typing_off", 
 async def test_every_kind_is_sent_once_with_the_documented_body(
     name: str, client: OutboundClient, control: EmulatorControl, new_key: Callable[[str], str]
 ) -> None:
-    intent = make_intent(new_key(name), KINDS[name], metadata={"case": name})
+    intent = make_intent(new_key(name), ACCOUNT_A, USERS[0], KINDS[name], metadata={"case": name})
     queued = await client.enqueue(intent)
     assert queued.status == "queued"
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
@@ -108,7 +111,7 @@ async def test_every_kind_is_sent_once_with_the_documented_body(
 async def test_message_options_reach_graph(
     extra: dict[str, Any], client: OutboundClient, control: EmulatorControl, new_key: Any
 ) -> None:
-    intent = make_intent(new_key("opt"), KINDS["text"], **extra)
+    intent = make_intent(new_key("opt"), ACCOUNT_A, USERS[0], KINDS["text"], **extra)
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     assert outcome.status == "sent"
@@ -124,7 +127,7 @@ async def test_private_reply_reaches_the_commenter(
     client: OutboundClient, control: EmulatorControl, new_key: Any
 ) -> None:
     intent = make_intent(
-        new_key("pr"), {"kind": "text", "text": "Thanks!"}, recipient={"comment_id": COMMENTS[0]}
+        new_key("pr"), ACCOUNT_A, {"comment_id": COMMENTS[0]}, {"kind": "text", "text": "Thanks!"}
     )
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
@@ -132,7 +135,7 @@ async def test_private_reply_reaches_the_commenter(
     assert outcome.recipient_id == USERS[0]
     # Graph allows one private reply per comment: a second intent fails permanently.
     second = make_intent(
-        new_key("pr2"), {"kind": "text", "text": "Again"}, recipient={"comment_id": COMMENTS[0]}
+        new_key("pr2"), ACCOUNT_A, {"comment_id": COMMENTS[0]}, {"kind": "text", "text": "Again"}
     )
     await client.enqueue(second)
     again = await client.wait(second["idempotency_key"], timeout=20)
@@ -144,7 +147,7 @@ async def test_private_reply_reaches_the_commenter(
 async def test_same_key_twice_is_a_duplicate_and_sends_once(
     client: OutboundClient, control: EmulatorControl, new_key: Any
 ) -> None:
-    intent = make_intent(new_key("dup"), {"kind": "text", "text": "only once"})
+    intent = make_intent(new_key("dup"), ACCOUNT_A, USERS[0], {"kind": "text", "text": "only once"})
     first = await client.enqueue(intent)
     second = await client.enqueue(intent)
     assert (first.status, second.status) == ("queued", "duplicate")
@@ -158,16 +161,19 @@ async def test_same_key_with_other_content_is_a_conflict(
     client: OutboundClient, new_key: Any
 ) -> None:
     key = new_key("conflict")
-    await client.enqueue(make_intent(key, {"kind": "text", "text": "one"}))
+    await client.enqueue(make_intent(key, ACCOUNT_A, USERS[0], {"kind": "text", "text": "one"}))
     with pytest.raises(IdempotencyConflictError):
-        await client.enqueue(make_intent(key, {"kind": "text", "text": "two"}))
+        await client.enqueue(make_intent(key, ACCOUNT_A, USERS[0], {"kind": "text", "text": "two"}))
 
 
 async def test_enqueue_many_is_one_batch_with_per_item_results(
     client: OutboundClient, new_key: Any
 ) -> None:
-    good = [make_intent(new_key("b"), {"kind": "text", "text": f"n{i}"}) for i in range(50)]
-    bad = make_intent(new_key("b"), {"kind": "text", "text": ""})
+    good = [
+        make_intent(new_key("b"), ACCOUNT_A, USERS[0], {"kind": "text", "text": f"n{i}"})
+        for i in range(50)
+    ]
+    bad = make_intent(new_key("b"), ACCOUNT_A, USERS[0], {"kind": "text", "text": ""})
     results = await client.enqueue_many([*good[:25], bad, *good[25:], good[0]])
     assert [r.status for r in results] == ["queued"] * 25 + ["refused"] + ["queued"] * 25 + [
         "duplicate"
@@ -195,14 +201,14 @@ async def test_bad_intents_are_refused_at_enqueue_naming_every_problem(
 
 
 async def test_unknown_account_is_refused_at_enqueue(client: OutboundClient, new_key: Any) -> None:
-    intent = make_intent(new_key("acct"), KINDS["text"], account_id="1234567")
+    intent = make_intent(new_key("acct"), "1234567", USERS[0], KINDS["text"])
     with pytest.raises(UnknownAccountError):
         await client.enqueue(intent)
     assert await client.state(intent["idempotency_key"]) is None
 
 
 def test_sync_client_enqueues_and_waits(stack: Stack, new_key: Any) -> None:
-    intent = make_intent(new_key("sync"), KINDS["sticker"], recipient={"id": USERS[3]})
+    intent = make_intent(new_key("sync"), ACCOUNT_A, USERS[3], KINDS["sticker"])
     with SyncOutboundClient.connect(stack.redis_url, stack.settings) as sync:
         assert sync.enqueue(intent).status == "queued"
         assert sync.wait(intent["idempotency_key"], timeout=20).status == "sent"
@@ -212,7 +218,7 @@ async def test_5xx_then_success_retries_and_sends_once(
     client: OutboundClient, control: EmulatorControl, new_key: Any
 ) -> None:
     control.script([{"status": 500, "code": 2, "ig_id": ACCOUNT_B, "times": 2}])
-    intent = make_intent(new_key("5xx"), KINDS["text"], account_id=ACCOUNT_B)
+    intent = make_intent(new_key("5xx"), ACCOUNT_B, USERS[0], KINDS["text"])
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     assert outcome.status == "sent"
@@ -225,7 +231,7 @@ async def test_transient_errors_end_as_failed_when_the_budget_is_spent(
 ) -> None:
     # Code 2 may be retried at most 3 times (the error table's cap).
     control.script([{"status": 500, "code": 2, "ig_id": ACCOUNT_B, "times": 10}])
-    intent = make_intent(new_key("5xx-cap"), KINDS["text"], account_id=ACCOUNT_B)
+    intent = make_intent(new_key("5xx-cap"), ACCOUNT_B, USERS[0], KINDS["text"])
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     control.reset()
@@ -236,7 +242,7 @@ async def test_transient_errors_end_as_failed_when_the_budget_is_spent(
 
 
 async def test_permanent_error_fails_without_retry(client: OutboundClient, new_key: Any) -> None:
-    intent = make_intent(new_key("perm"), KINDS["text"], recipient={"id": "99999999999"})
+    intent = make_intent(new_key("perm"), ACCOUNT_A, "99999999999", KINDS["text"])
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     assert outcome.status == "failed"
@@ -251,7 +257,7 @@ async def test_outside_window_is_permanent(
     client: OutboundClient, control: EmulatorControl, new_key: Any
 ) -> None:
     control.script([{"status": 403, "code": 10, "subcode": 2534022, "ig_id": ACCOUNT_B}])
-    intent = make_intent(new_key("window"), KINDS["text"], account_id=ACCOUNT_B)
+    intent = make_intent(new_key("window"), ACCOUNT_B, USERS[0], KINDS["text"])
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     assert (outcome.status, outcome.reason) == ("failed", "outside_window")
@@ -263,21 +269,25 @@ async def test_throttle_pauses_the_account_fleet_wide_then_sends(
 ) -> None:  # fmt: skip
     # Graph's throttle answer says "regain access in 1 minute" (X-Business-Use-Case-Usage).
     control.script([{"status": 400, "code": 4, "ig_id": ACCOUNT_THROTTLED}])
-    first = make_intent(new_key("throttle"), KINDS["text"], account_id=ACCOUNT_THROTTLED)
+    first = make_intent(new_key("throttle"), ACCOUNT_THROTTLED, USERS[0], KINDS["text"])
     await client.enqueue(first)
     pause_key = stack.keys.pause(ACCOUNT_THROTTLED)
-    deadline = time.monotonic() + 10
-    while raw_redis.pttl(pause_key) <= 0:
-        assert time.monotonic() < deadline, "the account was not paused"
-        await asyncio.sleep(0.02)
+    await wait_until_async(lambda: raw_redis.pttl(pause_key) > 0, 10, "the account's pause", 0.02)
     assert 55_000 < raw_redis.pttl(pause_key) <= 60_000
     # While paused, nothing of this account is sent; other accounts go on.
-    second = make_intent(new_key("throttle"), KINDS["sticker"], account_id=ACCOUNT_THROTTLED)
-    other = make_intent(new_key("other"), KINDS["sticker"], account_id=ACCOUNT_B)
+    second = make_intent(new_key("throttle"), ACCOUNT_THROTTLED, USERS[0], KINDS["sticker"])
+    other = make_intent(new_key("other"), ACCOUNT_B, USERS[0], KINDS["sticker"])
     await client.enqueue(second)
     await client.enqueue(other)
     assert (await client.wait(other["idempotency_key"], timeout=20)).status == "sent"
-    await asyncio.sleep(0.5)
+    # The proof the pause held: the throttled run ended by deferring its job past most of
+    # the pause (a send would have ended it), and the next intent waits parked behind it.
+    await wait_until_async(
+        lambda: _deferred_past(raw_redis, stack, [first, second], seconds=30),
+        10,
+        "both intents of the paused account to be deferred past the next 30 s",
+        0.02,
+    )
     assert calls_for(control, first) == [] and calls_for(control, second) == []
     assert await client.outcome(first["idempotency_key"]) is None
     # End the pause early (as if the minute had passed) and let deferred jobs run now
@@ -292,13 +302,25 @@ async def test_throttle_pauses_the_account_fleet_wide_then_sends(
     assert len(calls_for(control, first)) == 1
 
 
+def _deferred_past(r: Any, stack: Stack, intents: list[dict[str, Any]], seconds: float) -> bool:
+    """Every intent's job waits in the queue (not running: ARQ sets a run's new score when
+    it ends) to run more than `seconds` from now."""
+    horizon_ms = (time.time() + seconds) * 1000
+    for intent in intents:
+        job_id = stack.keys.job_id(intent["idempotency_key"])
+        score = r.zscore(stack.keys.queue, job_id)
+        if score is None or score < horizon_ms or r.exists(ARQ_IN_PROGRESS_PREFIX + job_id):
+            return False
+    return True
+
+
 async def test_account_problem_keeps_intents_waiting_until_their_deadline(
     client: OutboundClient, control: EmulatorControl, new_key: Any
 ) -> None:
     control.script([{"status": 400, "code": 190, "ig_id": ACCOUNT_BROKEN, "times": 1000}])
     deadline = datetime.now(UTC) + timedelta(seconds=3)
     intent = make_intent(
-        new_key("token"), KINDS["text"], account_id=ACCOUNT_BROKEN, not_after=deadline.isoformat()
+        new_key("token"), ACCOUNT_BROKEN, USERS[0], KINDS["text"], not_after=deadline.isoformat()
     )
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
@@ -311,7 +333,9 @@ async def test_not_before_defers_the_send(
     client: OutboundClient, control: EmulatorControl, new_key: Any
 ) -> None:
     at = datetime.now(UTC) + timedelta(seconds=1.5)
-    intent = make_intent(new_key("later"), KINDS["sticker"], not_before=at.isoformat())
+    intent = make_intent(
+        new_key("later"), ACCOUNT_A, USERS[0], KINDS["sticker"], not_before=at.isoformat()
+    )
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     assert outcome.status == "sent"
@@ -324,7 +348,7 @@ async def test_an_intent_past_its_deadline_expires_without_a_call(
 ) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     intent = make_intent(
-        new_key("late"), KINDS["text"], recipient={"id": USERS[5]}, not_after=before.isoformat()
+        new_key("late"), ACCOUNT_A, USERS[5], KINDS["text"], not_after=before.isoformat()
     )
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
@@ -339,7 +363,7 @@ async def test_ambiguous_timeout_is_resent_and_counted(
     before = int(raw_redis.hget(stack.keys.counters, "ambiguous_sends") or 0)
     # Delivered, then the answer hangs past the worker's 1 s read timeout.
     control.script([{"status": 200, "code": None, "hang_s": 2.0, "ig_id": ACCOUNT_B}])
-    intent = make_intent(new_key("ambiguous"), KINDS["text"], account_id=ACCOUNT_B)
+    intent = make_intent(new_key("ambiguous"), ACCOUNT_B, USERS[0], KINDS["text"])
     await client.enqueue(intent)
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     assert outcome.status == "sent"
@@ -388,7 +412,7 @@ async def test_bad_jobs_from_raw_redis_end_rejected_and_the_worker_lives_on(
 
     _raw_job(stack, raw_redis, "raw-4", "{not json")
     unknown_key = new_key("unknown-fn")
-    good_intent = make_intent(unknown_key, KINDS["text"])
+    good_intent = make_intent(unknown_key, ACCOUNT_A, USERS[0], KINDS["text"])
     unknown_fn: dict[str, Any] = {"t": None, "f": "nope", "a": [good_intent], "k": {}, "et": 0}
     _raw_job(stack, raw_redis, "raw-5", json.dumps(unknown_fn))
     _raw_job(stack, raw_redis, "raw-6", json.dumps({"f": "ig_outbound.send", "a": 3}))
@@ -402,13 +426,14 @@ async def test_bad_jobs_from_raw_redis_end_rejected_and_the_worker_lives_on(
     assert (unknown.status, unknown.reason) == ("rejected", "bad_job")
     assert "unknown job name 'nope'" in unknown.reasons[0]["msg"]
     # Keyless garbage (list arg, two args, not JSON, wrong shape) goes to the dead letters.
-    deadline = time.monotonic() + 10
-    while raw_redis.xlen(stack.keys.dead_letters) < dlq_before + 6:
-        assert time.monotonic() < deadline, "bad jobs were not dead-lettered"
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        lambda: raw_redis.xlen(stack.keys.dead_letters) >= dlq_before + 6,
+        10,
+        "the bad jobs to be dead-lettered",
+    )
     # Still alive and still sending.
     assert stack.worker.alive()
-    ok = make_intent(new_key("after-raw"), KINDS["text"])
+    ok = make_intent(new_key("after-raw"), ACCOUNT_A, USERS[0], KINDS["text"])
     await client.enqueue(ok)
     assert (await client.wait(ok["idempotency_key"], timeout=20)).status == "sent"
 
@@ -416,7 +441,7 @@ async def test_bad_jobs_from_raw_redis_end_rejected_and_the_worker_lives_on(
 async def test_outcomes_are_published_once_on_the_stream(
     client: OutboundClient, raw_redis: Any, stack: Stack, new_key: Any
 ) -> None:
-    intent = make_intent(new_key("stream"), KINDS["text"])
+    intent = make_intent(new_key("stream"), ACCOUNT_A, USERS[0], KINDS["text"])
     await client.enqueue(intent)
     await client.wait(intent["idempotency_key"], timeout=20)
     entries = raw_redis.xrange(stack.keys.outcomes)
@@ -432,14 +457,20 @@ async def test_a_later_intent_expires_on_time_behind_a_stuck_conversation(
     control.script([{"status": 400, "code": 190, "ig_id": ACCOUNT_BROKEN, "times": 1000}])
     now = datetime.now(UTC)
     head = make_intent(
-        new_key("stuck-head"), KINDS["text"], account_id=ACCOUNT_BROKEN,
-        recipient={"id": USERS[20]}, not_after=(now + timedelta(seconds=8)).isoformat(),
-    )  # fmt: skip
+        new_key("stuck-head"),
+        ACCOUNT_BROKEN,
+        USERS[20],
+        KINDS["text"],
+        not_after=(now + timedelta(seconds=8)).isoformat(),
+    )
     later_deadline = now + timedelta(seconds=2)
     later = make_intent(
-        new_key("stuck-later"), KINDS["sticker"], account_id=ACCOUNT_BROKEN,
-        recipient={"id": USERS[20]}, not_after=later_deadline.isoformat(),
-    )  # fmt: skip
+        new_key("stuck-later"),
+        ACCOUNT_BROKEN,
+        USERS[20],
+        KINDS["sticker"],
+        not_after=later_deadline.isoformat(),
+    )
     results = await client.enqueue_many([head, later])
     assert [r.status for r in results] == ["queued", "queued"]
     expired = await client.wait(later["idempotency_key"], timeout=20)

@@ -6,24 +6,33 @@ import json
 import subprocess
 import sys
 import time
+from functools import cache
 from typing import Any
+
+import pytest
 
 from ig_outbound.producers.enqueue import OutboundClient
 from tests.e2e.conftest import ACCOUNT_A, USERS, Stack
 
-# What `ig-outbound enqueue-script` gives a Go or Node service.
-SCRIPT = subprocess.run(
-    [sys.executable, "-m", "ig_outbound.cli", "enqueue-script"],
-    capture_output=True,
-    text=True,
-    check=True,
-    timeout=60,
-).stdout
+pytestmark = pytest.mark.slow
+
+
+@cache
+def _script() -> str:
+    """What `ig-outbound enqueue-script` gives a Go or Node service (run once, when first
+    needed: collecting the fast suite spawns no process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ig_outbound.cli", "enqueue-script"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
 
 
 def _evalsha(r: Any, stack: Stack, key: str, intent_json: str, account: str = ACCOUNT_A) -> Any:
     p = stack.keys.prefix
-    sha = r.execute_command("SCRIPT", "LOAD", SCRIPT)
+    sha = r.execute_command("SCRIPT", "LOAD", _script())
     return r.execute_command(
         "EVALSHA", sha, 4,
         f"{p}:idem:{key}", f"arq:job:{p}:{key}", f"{p}:queue", f"{p}:accounts",

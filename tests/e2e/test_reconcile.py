@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -11,11 +9,16 @@ from typing import Any
 import pytest
 
 from ig_outbound.emulator import EmulatorControl
+from ig_outbound.harness.env import client_view, tuned
+from ig_outbound.harness.intents import make_intent
 from ig_outbound.harness.processes import WorkerProcess
+from ig_outbound.harness.wait import wait_registered, wait_until_async
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.inbound import record_echo
 from ig_outbound.producers.keys import Keys
-from tests.e2e.conftest import ACCOUNT_B, USERS, Stack, calls_for, make_intent, wait_registered
+from tests.e2e.conftest import ACCOUNT_B, USERS, Stack, calls_for
+
+pytestmark = pytest.mark.slow
 
 PREFIX = "igo-reconcile"
 
@@ -23,38 +26,30 @@ PREFIX = "igo-reconcile"
 @pytest.fixture(scope="module")
 def reconcile_stack(stack: Stack) -> Iterator[Stack]:
     """A second worker fleet (own prefix, own queue) with the reconcile policy."""
-    env = {
-        "IG_OUTBOUND_REDIS_URL": stack.redis_url,
-        "IG_OUTBOUND_KEY_PREFIX": PREFIX,
-        "IG_OUTBOUND_GRAPH__BASE_URL": stack.graph_url,
-        "IG_OUTBOUND_GRAPH__READ_TIMEOUT_S": "1.0",
-        "IG_OUTBOUND_TOKENS": json.dumps(stack.tokens),
-        "IG_OUTBOUND_AMBIGUOUS_POLICY": "reconcile",
-        "IG_OUTBOUND_RECONCILE_GRACE_S": "3",
-    }
-    worker = WorkerProcess(env, log_path=stack.worker_log.with_name("reconcile.log")).start()
-    keys = Keys(PREFIX)
-    wait_registered(stack.redis_url, keys, len(stack.tokens))
+    settings = tuned(
+        stack.settings, key_prefix=PREFIX, ambiguous_policy="reconcile", reconcile_grace_s=3
+    )
+    log = stack.worker_log.with_name("reconcile.log")
+    worker = WorkerProcess.from_settings(settings, log_path=log).start()
     try:
-        yield replace(
-            stack, keys=keys, settings=stack.settings.model_copy(update={"key_prefix": PREFIX})
-        )
+        wait_registered(settings, len(stack.tokens))
+        yield replace(stack, keys=Keys(PREFIX), settings=settings)
     finally:
         worker.stop()
 
 
 @pytest.fixture
 async def rclient(reconcile_stack: Stack) -> AsyncIterator[OutboundClient]:
-    async with OutboundClient.connect(reconcile_stack.redis_url, reconcile_stack.settings) as c:
+    settings = client_view(reconcile_stack.settings)
+    async with OutboundClient.connect(reconcile_stack.redis_url, settings) as c:
         yield c
 
 
 async def _wait_state(client: OutboundClient, key: str, state: str) -> None:
-    for _ in range(200):
-        if await client.state(key) == state:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{key} never reached {state}")
+    async def reached() -> bool:
+        return await client.state(key) == state
+
+    await wait_until_async(reached, 10, f"{key} to reach {state}")
 
 
 async def test_unanswered_send_is_settled_by_its_echo_without_resending(
@@ -63,10 +58,7 @@ async def test_unanswered_send_is_settled_by_its_echo_without_resending(
 ) -> None:  # fmt: skip
     control.script([{"status": 200, "code": None, "hang_s": 2.0, "ig_id": ACCOUNT_B}])
     text = f"echo me {new_key('t')}"
-    intent = make_intent(
-        new_key("rec"), {"kind": "text", "text": text}, account_id=ACCOUNT_B,
-        recipient={"id": USERS[9]},
-    )  # fmt: skip
+    intent = make_intent(new_key("rec"), ACCOUNT_B, USERS[9], {"kind": "text", "text": text})
     await rclient.enqueue(intent)
     await _wait_state(rclient, intent["idempotency_key"], "unconfirmed")
     (call,) = calls_for(control, intent)
@@ -89,9 +81,8 @@ async def test_unanswered_send_without_echo_is_resent_after_the_grace_period(
 ) -> None:  # fmt: skip
     control.script([{"status": 200, "code": None, "hang_s": 2.0, "ig_id": ACCOUNT_B}])
     intent = make_intent(
-        new_key("rec"), {"kind": "text", "text": f"no echo {new_key('t')}"},
-        account_id=ACCOUNT_B, recipient={"id": USERS[10]},
-    )  # fmt: skip
+        new_key("rec"), ACCOUNT_B, USERS[10], {"kind": "text", "text": f"no echo {new_key('t')}"}
+    )
     await rclient.enqueue(intent)
     outcome = await rclient.wait(intent["idempotency_key"], timeout=30)
     assert outcome.status == "sent" and outcome.reason is None

@@ -6,15 +6,20 @@ the other account's intent waited."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import defaultdict
 from typing import Any
 
+import pytest
+
+from ig_outbound.harness.intents import make_intent, text_intent
+from ig_outbound.harness.wait import wait_until_async
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.outcome import Outcome
-from tests.flow.conftest import ACCOUNTS, UTILIZATION, WINDOW_MARGIN_MS, Flow, text_intent
+from tests.flow.conftest import ACCOUNTS, UTILIZATION, WINDOW_MARGIN_MS, Flow
+
+pytestmark = pytest.mark.slow
 
 LIGHT_LIMIT = 100
 MEDIA_LIMIT = 10
@@ -45,15 +50,12 @@ async def test_accounts_run_near_their_limit_without_a_single_violation(
         for i in range(500)
     ]
     intents += [
-        {
-            "idempotency_key": f"{run}:{c}:{i}",
-            "account_id": c,
-            "recipient": {"id": f"6{i % 20:04d}"},
-            "content": {
-                "kind": "audio" if i % 2 else "video",
-                "url": f"https://cdn.example.com/{i}.mp4",
-            },
-        }
+        make_intent(
+            f"{run}:{c}:{i}",
+            c,
+            f"6{i % 20:04d}",
+            {"kind": "audio" if i % 2 else "video", "url": f"https://cdn.example.com/{i}.mp4"},
+        )
         for i in range(60)
     ]
     results = await client.enqueue_many(intents)
@@ -142,10 +144,12 @@ async def test_a_20000_intent_backlog_delays_another_account_by_a_small_bound(
         results = await client.enqueue_many(backlog[start : start + 2000])
         assert all(r.status == "queued" for r in results)
     # Let the busy account get going at its full rate.
-    for _ in range(600):
-        if flow.control.stats()["accepted_by_account"].get(busy, 0) >= 200:
-            break
-        await asyncio.sleep(0.1)
+    await wait_until_async(
+        lambda: flow.control.stats()["accepted_by_account"].get(busy, 0) >= 200,
+        60,
+        "the busy account's first 200 sends",
+        0.1,
+    )
     single = text_intent(f"{run}:quiet", quiet, "4000001", f"quiet {run}")
     enqueued_at = time.time()
     await client.enqueue(single)

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ig_outbound.harness.intents import make_intent, text_intent
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.outcome import Outcome, OutcomeStatus
 from ig_outbound.producers.redis_util import resolve
@@ -20,16 +21,13 @@ PREFIX = "sched"
 A, B = "17841400000000001", "17841400000000002"
 
 
-def _intent(key: str, account: str, recipient: str, kind: str = "text") -> dict[str, Any]:
-    content: dict[str, Any] = (
-        {"kind": "text", "text": key} if kind == "text" else {"kind": kind, "url": "https://x.io/a"}
-    )
-    return {
-        "idempotency_key": key,
-        "account_id": account,
-        "recipient": {"id": recipient},
-        "content": content,
-    }
+def _intent(key: str, account: str, recipient: str) -> dict[str, Any]:
+    """A text intent whose text is its key."""
+    return text_intent(key, account, recipient, key)
+
+
+def _video(key: str, account: str, recipient: str) -> dict[str, Any]:
+    return make_intent(key, account, recipient, {"kind": "video", "url": "https://x.io/a"})
 
 
 async def _client(r: aioredis.Redis) -> OutboundClient:
@@ -62,7 +60,7 @@ async def test_a_backlog_is_spread_over_reserved_slots_and_other_accounts_go_fir
 
 async def test_media_has_its_own_slower_schedule(aredis: aioredis.Redis) -> None:
     client = await _client(aredis)
-    await client.enqueue_many([_intent(f"v{i}", A, f"3{i:04d}", "video") for i in range(5)])
+    await client.enqueue_many([_video(f"v{i}", A, f"3{i:04d}") for i in range(5)])
     await client.enqueue(_intent("t0", A, "40000"))
     scores = await _scores(aredis, client)
     video = sorted(scores[f"v{i}"] for i in range(5))

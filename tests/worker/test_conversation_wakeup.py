@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
+from ig_outbound.harness.intents import text_intent
 from ig_outbound.harness.processes import RedisServer
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.keys import Keys
@@ -27,16 +28,8 @@ from ig_outbound.worker.journal import Journal
 from ig_outbound.worker.settings import Settings
 
 ACCOUNT = "17841400000000999"
+RECIPIENT = "9000000000001"
 HOUR_MS = 3_600_000
-
-
-def _intent(key: str, text: str) -> dict[str, Any]:
-    return {
-        "idempotency_key": key,
-        "account_id": ACCOUNT,
-        "recipient": {"id": "9000000000001"},
-        "content": {"kind": "text", "text": text},
-    }
 
 
 async def test_a_run_that_parks_while_the_head_ends_is_woken(
@@ -46,7 +39,8 @@ async def test_a_run_that_parks_while_the_head_ends_is_woken(
     keys = Keys(settings.key_prefix)
     client = OutboundClient(aredis, settings)
     await client.register_accounts([ACCOUNT])
-    first, second = _intent("first", "one"), _intent("second", "two")
+    first = text_intent("first", ACCOUNT, RECIPIENT, "one")
+    second = text_intent("second", ACCOUNT, RECIPIENT, "two")
     assert (await client.enqueue(first)).status == "queued"
     assert (await client.enqueue(second)).status == "queued"
     # Only the second intent's job runs here (as after a redelivery), before its turn.
