@@ -20,6 +20,21 @@ def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+def _require_emulator_extra() -> None:
+    """The emulator's web stack is an extra: say how to get it instead of a traceback."""
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        _print_json(
+            {
+                "error": "missing_extra",
+                "message": f"{', '.join(missing)} missing: pip install 'ig-outbound[emulator]'",
+            }
+        )
+        raise typer.Exit(2)
+
+
 @app.command()
 def worker() -> None:
     """Run a worker under a supervisor that outlives Redis outages (ARQ's CLI works too)."""
@@ -55,6 +70,7 @@ def emulator(
     config: Annotated[Path | None, typer.Option(help="Emulator config (JSON).")] = None,
 ) -> None:
     """Run the local Graph API emulator."""
+    _require_emulator_extra()
     from ig_outbound.emulator.__main__ import main as emulator_main
 
     args = ["--port", str(port), "--host", host]
@@ -143,6 +159,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
 ) -> None:
     """The whole product on embedded defaults: emulator, workers, simulated users, summary."""
+    _require_emulator_extra()
     from ig_outbound.harness.demo import run_demo
 
     raise typer.Exit(
