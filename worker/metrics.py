@@ -45,3 +45,7 @@ ACCOUNT_SLOWDOWNS = Counter(
     "ig_outbound_account_slowdowns_total",
     "Accounts slowed because Meta's usage header neared 100 %.",
 )
+LOG_LINES_DROPPED = Counter(
+    "ig_outbound_log_lines_dropped_total",
+    "Log lines dropped because stderr could not keep up (logging never blocks sends).",
+)
