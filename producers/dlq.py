@@ -69,6 +69,7 @@ from typing import Any, Final, Literal
 import redis
 from pydantic import ValidationError
 
+from ig_outbound.producers.connection import connect_sync
 from ig_outbound.producers.enqueue import SyncOutboundClient
 from ig_outbound.producers.errors import IdempotencyConflictError, IntentError
 from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent
@@ -227,7 +228,7 @@ class DeadLetters:
     @classmethod
     def connect(cls, url: str | None = None, settings: ClientSettings | None = None) -> DeadLetters:
         settings = settings or get_client_settings()
-        return cls(redis.Redis.from_url(url or settings.redis_url), settings)
+        return cls(connect_sync(settings, url), settings)
 
     def close(self) -> None:
         self._redis.close()

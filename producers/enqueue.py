@@ -17,6 +17,7 @@ from typing import Any, Literal
 import redis
 import redis.asyncio as aioredis
 
+from ig_outbound.producers.connection import connect_async, connect_sync
 from ig_outbound.producers.errors import (
     IdempotencyConflictError,
     IntentError,
@@ -163,7 +164,7 @@ class OutboundClient:
         cls, url: str | None = None, settings: ClientSettings | None = None
     ) -> OutboundClient:
         settings = settings or get_client_settings()
-        return cls(aioredis.Redis.from_url(url or settings.redis_url), settings)
+        return cls(connect_async(settings, url), settings)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -263,7 +264,7 @@ class SyncOutboundClient:
         cls, url: str | None = None, settings: ClientSettings | None = None
     ) -> SyncOutboundClient:
         settings = settings or get_client_settings()
-        return cls(redis.Redis.from_url(url or settings.redis_url), settings)
+        return cls(connect_sync(settings, url), settings)
 
     def close(self) -> None:
         self._redis.close()

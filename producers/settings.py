@@ -8,6 +8,7 @@ them, so every setting is defined once.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,7 +23,22 @@ class ClientSettings(BaseSettings):
         extra="ignore",
     )
 
+    # redis:// (rediss:// for TLS, unix:// for a socket); user names and percent-encoded
+    # passwords work; see producers/connection.py for the query options.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # TLS: a CA bundle to verify the server, and a client certificate and key (mutual TLS).
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+    # Sentinel: `host:port` of each sentinel; the primary is found by this name.
+    redis_sentinels: list[str] = Field(default_factory=list)
+    redis_sentinel_master: str = Field(default="mymaster", min_length=1)
+    redis_connect_timeout_s: float = Field(default=2.0, gt=0)
+    # A frozen Redis fails a call after this long instead of hanging it.
+    redis_socket_timeout_s: float = Field(default=5.0, gt=0)
+    # Accept a Redis that may lose our keys (an eviction policy other than noeviction, or a
+    # primary without persistence). For tests and the demo; production refuses it.
+    redis_allow_data_loss: bool = False
     # Prefix of every key this project owns (ARQ's own keys are fixed by ARQ: `arq:*`).
     key_prefix: str = Field(default="igo", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     idempotency_retention_s: int = Field(default=7 * 24 * 3600, ge=60)

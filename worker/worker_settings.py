@@ -17,6 +17,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ig_outbound.producers.connection import redis_params
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.wire import SEND_JOB_NAME, dumps
@@ -35,8 +36,27 @@ ARQ_MAX_TRIES = 1_000_000
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
-    """ARQ Redis settings that retry instead of dying when Redis blips (arq#386, #435)."""
-    rs = RedisSettings.from_dsn(settings.redis_url)
+    """ARQ Redis settings from the one parser both sides use (producers/connection.py; ARQ's
+    own DSN parser drops percent-encoded passwords and `rediss://` options), retrying
+    instead of dying when Redis blips (arq#386, #435)."""
+    p = redis_params(settings)
+    rs = RedisSettings(
+        host=list(p.sentinels) if p.sentinels else p.host,
+        port=p.port,
+        unix_socket_path=p.unix_path,
+        database=p.db,
+        username=p.username,
+        password=p.password,
+        ssl=p.tls,
+        ssl_keyfile=p.key_file,
+        ssl_certfile=p.cert_file,
+        ssl_cert_reqs=p.cert_reqs,
+        ssl_ca_certs=p.ca_file,
+        ssl_check_hostname=p.check_hostname,
+        conn_timeout=max(int(p.connect_timeout_s), 1),
+        sentinel=bool(p.sentinels),
+        sentinel_master=p.sentinel_master,
+    )
     rs.conn_retries = 30
     rs.conn_retry_delay = 1
     rs.retry_on_timeout = True
