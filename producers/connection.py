@@ -45,7 +45,7 @@ class RedisParams:
     cert_file: str | None = None
     key_file: str | None = None
     cert_reqs: str = "required"
-    check_hostname: bool = False
+    check_hostname: bool = True
     sentinels: tuple[tuple[str, int], ...] = ()
     sentinel_master: str = "mymaster"
     connect_timeout_s: float = 2.0
@@ -115,6 +115,11 @@ def redis_params(settings: ClientSettings) -> RedisParams:
     connection_class = parsed.pop("connection_class", None)
     tls = connection_class is redis.SSLConnection
     query = {k: v for k, v in parsed.items() if k not in _URL_FIELDS}
+    files = (settings.redis_tls_ca_file, settings.redis_tls_cert_file, settings.redis_tls_key_file)
+    if any(files) and not tls:
+        raise RedisTargetError(
+            "IG_OUTBOUND_REDIS_TLS_* files are set but IG_OUTBOUND_REDIS_URL is not rediss://"
+        )
     ca = settings.redis_tls_ca_file or query.pop("ssl_ca_certs", None)
     cert = settings.redis_tls_cert_file or query.pop("ssl_certfile", None)
     key = settings.redis_tls_key_file or query.pop("ssl_keyfile", None)
@@ -130,7 +135,8 @@ def redis_params(settings: ClientSettings) -> RedisParams:
         cert_file=str(cert) if cert else None,
         key_file=str(key) if key else None,
         cert_reqs=str(query.pop("ssl_cert_reqs", "required")),
-        check_hostname=bool(query.pop("ssl_check_hostname", False)),
+        # With TLS the server's name is checked unless the URL says otherwise.
+        check_hostname=bool(query.pop("ssl_check_hostname", tls)),
         sentinels=_sentinel_hosts(settings.redis_sentinels),
         sentinel_master=settings.redis_sentinel_master,
         connect_timeout_s=float(
@@ -144,6 +150,26 @@ def redis_params(settings: ClientSettings) -> RedisParams:
 _URL_FIELDS = frozenset({"host", "port", "db", "path", "username", "password"})
 
 
+class _SyncSentinelClient(redis.Redis):
+    """A client through the sentinels that also closes its connections to them."""
+
+    def close(self) -> None:
+        super().close()
+        pool: Any = self.connection_pool  # a SentinelConnectionPool (untyped in redis-py)
+        for sentinel in pool.sentinel_manager.sentinels:
+            sentinel.close()
+
+
+class _AsyncSentinelClient(aioredis.Redis):
+    """An asyncio client through the sentinels that also closes its connections to them."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool: Any = self.connection_pool  # a SentinelConnectionPool (untyped in redis-py)
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
 def sync_redis(params: RedisParams, **overrides: Any) -> redis.Redis:
     """A blocking client (through the sentinels when configured)."""
     kwargs = {**params.connection_kwargs(), **overrides}
@@ -155,21 +181,27 @@ def sync_redis(params: RedisParams, **overrides: Any) -> redis.Redis:
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(params.sentinels), sentinel_kwargs=_sentinel_kwargs(params), **kwargs
     )
-    client: redis.Redis = sentinel.master_for(params.sentinel_master)  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        params.sentinel_master, redis_class=_SyncSentinelClient
+    )
     return client
 
 
-def async_redis(params: RedisParams, **overrides: Any) -> aioredis.Redis:
-    """An asyncio client (through the sentinels when configured)."""
+def async_redis(
+    params: RedisParams, *, redis_class: type[aioredis.Redis] = aioredis.Redis, **overrides: Any
+) -> aioredis.Redis:
+    """An asyncio client (through the sentinels when configured) of `redis_class` (the
+    worker asks for ARQ's `ArqRedis`)."""
     kwargs = {**params.connection_kwargs(), **overrides}
     if not params.sentinels:
-        return aioredis.Redis(**kwargs)
+        return redis_class(**kwargs)
     for name in ("host", "port", "unix_socket_path"):
         kwargs.pop(name, None)
     sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
         list(params.sentinels), sentinel_kwargs=_sentinel_kwargs(params), **kwargs
     )
-    client: aioredis.Redis = sentinel.master_for(params.sentinel_master)
+    owning = type(f"Sentinel{redis_class.__name__}", (_AsyncSentinelClient, redis_class), {})
+    client: aioredis.Redis = sentinel.master_for(params.sentinel_master, redis_class=owning)
     return client
 
 

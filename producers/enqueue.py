@@ -8,14 +8,16 @@ pipelined round trip.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ig_outbound.producers.connection import connect_async, connect_sync
 from ig_outbound.producers.errors import (
@@ -25,21 +27,22 @@ from ig_outbound.producers.errors import (
     Problem,
     UnknownAccountError,
 )
-from ig_outbound.producers.intent import MessageIntent
+from ig_outbound.producers.intent import MAX_INTENT_BYTES, MessageIntent
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.redis_safety import inspect_async, inspect_sync, verdict
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import ENQUEUE
 from ig_outbound.producers.settings import ClientSettings, get_client_settings
 from ig_outbound.producers.validation import parse_intent
-from ig_outbound.producers.wire import SEND_JOB_NAME, canonical_json
+from ig_outbound.producers.wire import canonical_json
 
 # The script producers in any language load (`ig-outbound enqueue-script` prints it).
 ENQUEUE_LUA = ENQUEUE.source
-# The ARQ job key outlives the deadline by this much, so the worker can still report `expired`.
-JOB_TTL_MARGIN_MS = 3_600_000
 
 WAIT_MANY_POLL_S = 0.2
+
+log = logging.getLogger("ig_outbound.producers")
 
 IntentInput = MessageIntent | Mapping[str, Any] | str | bytes
 
@@ -70,26 +73,33 @@ class _Call:
     args: list[str | int]
 
 
+def _ms(moment: datetime | None) -> int:
+    return 0 if moment is None else int(moment.timestamp() * 1000)
+
+
 def _prepare(intent: MessageIntent, keys: Keys, settings: ClientSettings) -> _Call:
-    now_ms = int(time.time() * 1000)
-    run_at_ms = int(intent.not_before.timestamp() * 1000) if intent.not_before else 0
-    deadline = intent.deadline(settings.default_deadline_s, datetime.now(UTC))
-    job_ttl_ms = max(int(deadline.timestamp() * 1000) - now_ms, 0) + JOB_TTL_MARGIN_MS
+    """The script call for one valid intent; `IntentError` if its JSON is over the limit.
+
+    Times are passed as given (0: none); the script takes "now" and the default deadline from
+    Redis's clock, so a producer's clock never matters."""
+    text = canonical_json(intent.model_dump(mode="json"))
+    size = len(text.encode("utf-8"))
     key = intent.idempotency_key
+    if size > MAX_INTENT_BYTES:
+        message = f"the intent is {size} bytes of JSON; the limit is {MAX_INTENT_BYTES}"
+        raise IntentError([Problem("intent", "too_large", message)], key=key)
     return _Call(
         key=key,
         keys=[keys.record(key), keys.arq_job(key), keys.queue, keys.accounts],
         args=[
-            canonical_json(intent.model_dump(mode="json")),
+            text,
             key,
             intent.account_id,
-            run_at_ms,
-            settings.idempotency_retention_s * 1000,
-            job_ttl_ms,
-            keys.job_id(key),
-            SEND_JOB_NAME,
             keys.prefix,
-            int(deadline.timestamp() * 1000),
+            _ms(intent.not_before),
+            _ms(intent.not_after),
+            settings.default_deadline_s * 1000,
+            settings.idempotency_retention_s * 1000,
         ],
     )
 
@@ -112,15 +122,20 @@ def _interpret(key: str, reply: Sequence[object]) -> EnqueueResult:
     elif status == "unknown_account":
         error = UnknownAccountError(f"no worker holds a token for account {detail!r}")
     else:
-        error = IntentError([Problem("intent", "invalid", detail)], key=key)
+        loc = _text(reply[2]) if len(reply) > 2 else "intent"
+        error = IntentError([Problem(loc, "invalid", detail)], key=key)
     return EnqueueResult(key=key, status="refused", error=error)
 
 
-def _validate_all(items: Iterable[IntentInput]) -> list[MessageIntent | IntentError]:
-    out: list[MessageIntent | IntentError] = []
+def _prepare_all(
+    items: Iterable[IntentInput], keys: Keys, settings: ClientSettings
+) -> list[_Call | IntentError]:
+    """One script call per intent, or the `IntentError` that refuses it (never raised: one
+    bad intent must not sink a batch)."""
+    out: list[_Call | IntentError] = []
     for item in items:
         try:
-            out.append(parse_intent(item))
+            out.append(_prepare(parse_intent(item), keys, settings))
         except IntentError as exc:
             out.append(exc)
     return out
@@ -132,9 +147,7 @@ def _raise_if_refused(result: EnqueueResult) -> EnqueueResult:
     return result
 
 
-def _merge(
-    parsed: list[MessageIntent | IntentError], replies: list[EnqueueResult]
-) -> list[EnqueueResult]:
+def _merge(parsed: list[_Call | IntentError], replies: list[EnqueueResult]) -> list[EnqueueResult]:
     it = iter(replies)
     return [
         EnqueueResult(key=p.key, status="refused", error=p)
@@ -150,6 +163,44 @@ def _decode_outcome(raw: object) -> Outcome | None:
     return Outcome.model_validate_json(raw if isinstance(raw, bytes | str) else str(raw))
 
 
+class _Poll:
+    """The bookkeeping of waiting for outcomes (shared by both clients): what is still
+    pending, the deadline, and a poll delay that starts short (a quick answer comes quickly)
+    and grows to WAIT_MANY_POLL_S (a long wait costs little)."""
+
+    def __init__(self, keys: Sequence[str], timeout: float) -> None:
+        self.asked = len(keys)
+        self.pending = list(dict.fromkeys(keys))
+        self.found: dict[str, Outcome] = {}
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.delay = 0.01
+
+    def take(self, raw: Sequence[object]) -> None:
+        for key, value in zip(self.pending, raw, strict=True):
+            outcome = _decode_outcome(value)
+            if outcome is not None:
+                self.found[key] = outcome
+        self.pending = [k for k in self.pending if k not in self.found]
+
+    def left_s(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def done(self) -> bool:
+        return not self.pending or time.monotonic() >= self.deadline
+
+    def next_delay(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 1.5, WAIT_MANY_POLL_S)
+        return min(delay, self.left_s())
+
+    def result(self) -> dict[str, Outcome]:
+        if not self.pending:
+            return self.found
+        if self.asked == 1:
+            raise TimeoutError(f"no outcome for {self.pending[0]!r} within {self.timeout} s")
+        raise TimeoutError(f"{len(self.pending)} of {self.asked} keys have no outcome yet")
+
+
 class OutboundClient:
     """Async producer client. `await OutboundClient.connect()` or pass a redis client."""
 
@@ -158,6 +209,18 @@ class OutboundClient:
         self.keys = Keys(self.settings.key_prefix)
         self._redis = client
         self._script = client.register_script(ENQUEUE_LUA)
+        self._safe = False
+
+    async def _ensure_safe(self) -> None:
+        """Once per client: refuse a Redis that may lose intents (producers/redis_safety.py)."""
+        if not self._safe:
+            note = verdict(
+                await inspect_async(self._redis),
+                allow_data_loss=self.settings.redis_allow_data_loss,
+            )
+            if note:
+                log.warning(note)
+            self._safe = True
 
     @classmethod
     def connect(
@@ -178,18 +241,18 @@ class OutboundClient:
     async def enqueue(self, intent: IntentInput) -> EnqueueResult:
         """Enqueue one intent; raise an `OutboundError` if it is refused."""
         call = _prepare(parse_intent(intent), self.keys, self.settings)
+        await self._ensure_safe()
         reply = await self._script(keys=call.keys, args=call.args)
         return _raise_if_refused(_interpret(call.key, reply))
 
     async def enqueue_many(self, intents: Iterable[IntentInput]) -> list[EnqueueResult]:
         """Enqueue a batch in one round trip; one result per input, in order, never raising
         for a single bad intent (its result is `refused` with the error)."""
-        parsed = _validate_all(intents)
-        calls = [
-            _prepare(p, self.keys, self.settings) for p in parsed if isinstance(p, MessageIntent)
-        ]
+        parsed = _prepare_all(intents, self.keys, self.settings)
+        calls = [p for p in parsed if isinstance(p, _Call)]
         replies: list[EnqueueResult] = []
         if calls:
+            await self._ensure_safe()
             async with self._redis.pipeline(transaction=False) as pipe:
                 for call in calls:
                     await self._script(keys=call.keys, args=call.args, client=pipe)
@@ -207,41 +270,32 @@ class OutboundClient:
         return None if raw is None else _text(raw)
 
     async def wait(self, key: str, timeout: float = 30.0) -> Outcome:  # noqa: ASYNC109
-        """Wait for the outcome of `key`; raise TimeoutError after `timeout` seconds.
+        """Wait for the outcome of `key`; raise TimeoutError after `timeout` seconds, also
+        when Redis stops answering meanwhile.
 
         A plain timeout argument (not asyncio.timeout) keeps the sync and async twins alike."""
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            found = await self.outcome(key)
-            if found is not None:
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"no outcome for {key!r} within {timeout} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+        return (await self.wait_many([key], timeout))[key]
 
     async def wait_many(self, keys: Sequence[str], timeout: float = 60.0) -> dict[str, Outcome]:  # noqa: ASYNC109
         """Wait for the outcomes of many keys with one pipelined poll per interval (not one
         poller per key); raise TimeoutError naming how many are missing."""
-        pending = list(dict.fromkeys(keys))
-        found: dict[str, Outcome] = {}
-        deadline = time.monotonic() + timeout
-        while True:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in pending:
-                    pipe.hget(self.keys.record(key), "outcome")
-                raw = await pipe.execute()
-            for key, value in zip(pending, raw, strict=True):
-                outcome = _decode_outcome(value)
-                if outcome is not None:
-                    found[key] = outcome
-            pending = [k for k in pending if k not in found]
-            if not pending:
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{len(pending)} of {len(keys)} keys have no outcome yet")
-            await asyncio.sleep(WAIT_MANY_POLL_S)
+        poll = _Poll(keys, timeout)
+        while not poll.done():
+            try:
+                async with asyncio.timeout(poll.left_s()):
+                    poll.take(await self._outcomes(poll.pending))
+            except (TimeoutError, RedisError):
+                pass  # Redis frozen or away: no news; the deadline decides
+            if poll.done():
+                break
+            await asyncio.sleep(poll.next_delay())
+        return poll.result()
+
+    async def _outcomes(self, keys: Sequence[str]) -> list[object]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(self.keys.record(key), "outcome")
+            return list(await pipe.execute())
 
     async def register_accounts(self, account_ids: Iterable[str]) -> None:
         """Mark accounts as served (the worker does this for the accounts it has tokens for)."""
@@ -258,6 +312,16 @@ class SyncOutboundClient:
         self.keys = Keys(self.settings.key_prefix)
         self._redis = client
         self._script = client.register_script(ENQUEUE_LUA)
+        self._safe = False
+
+    def _ensure_safe(self) -> None:
+        if not self._safe:
+            note = verdict(
+                inspect_sync(self._redis), allow_data_loss=self.settings.redis_allow_data_loss
+            )
+            if note:
+                log.warning(note)
+            self._safe = True
 
     @classmethod
     def connect(
@@ -277,16 +341,16 @@ class SyncOutboundClient:
 
     def enqueue(self, intent: IntentInput) -> EnqueueResult:
         call = _prepare(parse_intent(intent), self.keys, self.settings)
+        self._ensure_safe()
         reply = self._script(keys=call.keys, args=call.args)
         return _raise_if_refused(_interpret(call.key, reply))
 
     def enqueue_many(self, intents: Iterable[IntentInput]) -> list[EnqueueResult]:
-        parsed = _validate_all(intents)
-        calls = [
-            _prepare(p, self.keys, self.settings) for p in parsed if isinstance(p, MessageIntent)
-        ]
+        parsed = _prepare_all(intents, self.keys, self.settings)
+        calls = [p for p in parsed if isinstance(p, _Call)]
         replies: list[EnqueueResult] = []
         if calls:
+            self._ensure_safe()
             with self._redis.pipeline(transaction=False) as pipe:
                 for call in calls:
                     self._script(keys=call.keys, args=call.args, client=pipe)
@@ -303,13 +367,29 @@ class SyncOutboundClient:
         return None if raw is None else _text(raw)
 
     def wait(self, key: str, timeout: float = 30.0) -> Outcome:
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            found = self.outcome(key)
-            if found is not None:
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"no outcome for {key!r} within {timeout} s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+        """As `OutboundClient.wait`. A frozen Redis holds one poll for at most the socket
+        timeout (`IG_OUTBOUND_REDIS_SOCKET_TIMEOUT_S`), so this returns within `timeout` plus
+        that."""
+        return self.wait_many([key], timeout)[key]
+
+    def wait_many(self, keys: Sequence[str], timeout: float = 60.0) -> dict[str, Outcome]:
+        """As `OutboundClient.wait_many` (see `wait` for a frozen Redis)."""
+        poll = _Poll(keys, timeout)
+        while not poll.done():
+            try:
+                with self._redis.pipeline(transaction=False) as pipe:
+                    for key in poll.pending:
+                        pipe.hget(self.keys.record(key), "outcome")
+                    poll.take(pipe.execute())
+            except RedisError:
+                pass  # Redis frozen or away: no news; the deadline decides
+            if poll.done():
+                break
+            time.sleep(poll.next_delay())
+        return poll.result()
+
+    def register_accounts(self, account_ids: Iterable[str]) -> None:
+        """As `OutboundClient.register_accounts`."""
+        ids = list(account_ids)
+        if ids:
+            self._redis.sadd(self.keys.accounts, *ids)

@@ -51,6 +51,10 @@ MAX_BUTTON_TEMPLATE_TEXT = 640
 MAX_BUTTON_TITLE = 20
 MAX_IDEMPOTENCY_KEY = 200
 MAX_METADATA_BYTES = 1024
+# The whole intent as JSON: generous for the largest legal template (10 cards of long URLs),
+# and what bounds a dead letter's size. Deeper nesting than this is never a real intent.
+MAX_INTENT_BYTES = 64 * 1024
+MAX_INTENT_DEPTH = 32
 
 GraphId = Annotated[
     str,
@@ -337,7 +341,11 @@ def _small_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-Metadata = Annotated[dict[str, str | int | float | bool | None], AfterValidator(_small_metadata)]
+# NaN and infinities are not JSON: refused here, as the enqueue script refuses them.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Metadata = Annotated[
+    dict[str, str | int | FiniteFloat | bool | None], AfterValidator(_small_metadata)
+]
 
 
 class MessageIntent(_Model):

@@ -13,6 +13,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# A record must outlive any intent; the enqueue script refuses shorter retentions too.
+MIN_RETENTION_S = 60
+
 
 class ClientSettings(BaseSettings):
     """What producers, the CLI and the worker share (see the README's settings table)."""
@@ -41,7 +44,7 @@ class ClientSettings(BaseSettings):
     redis_allow_data_loss: bool = False
     # Prefix of every key this project owns (ARQ's own keys are fixed by ARQ: `arq:*`).
     key_prefix: str = Field(default="igo", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
-    idempotency_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    idempotency_retention_s: int = Field(default=7 * 24 * 3600, ge=MIN_RETENTION_S)
     # Deadline given to intents that carry no `not_after`.
     default_deadline_s: int = Field(default=24 * 3600, ge=1)
 

@@ -10,7 +10,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ig_outbound.producers.errors import IntentError, Problem, problems_from
-from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent, cross_field_problems
+from ig_outbound.producers.intent import (
+    MAX_IDEMPOTENCY_KEY,
+    MAX_INTENT_DEPTH,
+    MessageIntent,
+    cross_field_problems,
+)
 
 _ADAPTER: TypeAdapter[MessageIntent] = TypeAdapter(MessageIntent)
 
@@ -41,6 +46,9 @@ def parse_intent(data: MessageIntent | Mapping[str, Any] | str | bytes) -> Messa
         if raw is not None and not any(p.loc == "intent" for p in problems):
             problems += [Problem("intent", "value_error", m) for m in cross_field_problems(raw)]
         raise IntentError(problems, key=readable_key(raw)) from None
+    except RecursionError:  # nested deeper than Python's stack: never a real intent
+        problem = Problem("intent", "too_deep", f"nested deeper than {MAX_INTENT_DEPTH} levels")
+        raise IntentError([problem]) from None
     except (TypeError, ValueError) as exc:  # e.g. not a mapping at all
         raise IntentError([Problem("intent", "type_error", str(exc))]) from None
 
@@ -51,7 +59,7 @@ def _as_mapping(data: object) -> Mapping[str, Any] | None:
     if isinstance(data, str | bytes):
         try:
             loaded = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         return loaded if isinstance(loaded, Mapping) else None
     return None

@@ -15,6 +15,11 @@ SEND_JOB_NAME = "ig_outbound.send"
 # A job the worker could not read is re-run as a send job whose one argument carries this
 # field (the reason); it ends `rejected` or as a dead letter, and the DLQ refuses to replay it.
 BAD_JOB_MARKER = "__bad_job__"
+# The ARQ job key outlives the intent's deadline by this much, so the worker can still end
+# a late job `expired`.
+JOB_TTL_MARGIN_MS = 3_600_000
+# Epoch milliseconds above this (year 2286) are not times but junk.
+MAX_EPOCH_MS = 10_000_000_000_000
 
 
 def dumps(obj: Any) -> bytes:
@@ -28,5 +33,8 @@ def loads(data: bytes | str) -> Any:
 
 
 def canonical_json(obj: Any) -> str:
-    """The canonical text of an intent: sorted keys, compact. Its SHA-1 is the content digest."""
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    """The canonical text of an intent: sorted keys, compact. Its SHA-1 is the content digest.
+    NaN and infinities raise ValueError: they are not JSON (the worker could not read them)."""
+    return json.dumps(
+        obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+    )

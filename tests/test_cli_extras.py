@@ -27,3 +27,9 @@ def test_a_missing_emulator_extra_is_named_not_a_traceback(
     report = json.loads(result.stdout)
     assert report["error"] == "missing_extra"
     assert "ig-outbound[emulator]" in report["message"]
+
+
+def test_send_refuses_json_nested_too_deeply_without_a_traceback() -> None:
+    result = CliRunner().invoke(app, ["send", "-"], input="[" * 100_000)
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"] == "invalid_json"

@@ -1,34 +1,92 @@
 -- ig-outbound atomic enqueue: claim the idempotency key, write the ARQ job (JSON), queue it.
 -- One round trip; the documented way for producers in any language (docs/producers.md).
--- `ig-outbound enqueue-script` prints the whole script (generated prelude, gcra.lua, this).
+-- `ig-outbound enqueue-script` prints the whole script (generated prelude, libraries, this).
 --
 -- Order: intents of one conversation (account, recipient) are queued one at a time; the
--- others wait in <prefix>:conv:<account>:<recipient> and the worker queues the next when one
+-- others wait in their conversation's sorted set and the worker queues the next when one
 -- ends. Rate: a conversation head due now is queued at its reserved GCRA slot for its
 -- account and rate class, so one account's backlog never hides another account's intents.
--- Keys under <prefix> other than KEYS[1..4] are derived with the prelude's key builders (not
--- Redis Cluster safe, like ARQ).
+-- Every argument is checked before the first write: a refusal writes nothing.
 --
 -- KEYS[1] record   <prefix>:idem:<key>        (hash: idempotency record + send journal)
 -- KEYS[2] job      arq:job:<prefix>:<key>     (string: the ARQ job, JSON)
 -- KEYS[3] queue    <prefix>:queue             (zset: job ids by run-at ms)
 -- KEYS[4] accounts <prefix>:accounts          (set: account ids the fleet has tokens for)
 -- ARGV[1] intent JSON (the exact bytes; their SHA-1 is the content digest)
--- ARGV[2] idempotency key     ARGV[3] account id
--- ARGV[4] run-at ms (0 = now) ARGV[5] record retention ms   ARGV[6] job TTL ms
--- ARGV[7] job id              ARGV[8] job name            ARGV[9] key prefix
--- ARGV[10] deadline ms (the intent's not_after, or now + the default deadline)
--- Returns {status, detail}: queued | duplicate | conflict | unknown_account | invalid.
-local ok, intent = pcall(cjson.decode, ARGV[1])
-if not ok or type(intent) ~= 'table' then
-  return {'invalid', 'intent is not a JSON object'}
+-- ARGV[2] idempotency key     ARGV[3] account id     ARGV[4] key prefix
+-- ARGV[5] not_before, epoch ms (0: none)
+-- ARGV[6] not_after (the deadline), epoch ms (0: now + ARGV[7])
+-- ARGV[7] default deadline, ms from now     ARGV[8] record retention, ms
+-- Returns {status, detail[, extra]}: queued | duplicate | conflict | unknown_account |
+-- invalid (detail: what is wrong, extra: where: `intent`, `not_before`, `not_after`, ...).
+local function refuse(message, loc)
+  return {'invalid', message, loc or 'intent'}
 end
-if intent['idempotency_key'] ~= ARGV[2] then
-  return {'invalid', 'idempotency_key in the intent differs from the key argument'}
+local function whole_ms(text, name, lowest, highest)
+  local n = tonumber(text)
+  if not n or n ~= n or n ~= math.floor(n) or n < lowest or n > highest then
+    return nil, refuse(name .. ' must be whole milliseconds between ' .. lowest .. ' and '
+      .. highest, name)
+  end
+  return n
 end
-if intent['account_id'] ~= ARGV[3] then
-  return {'invalid', 'account_id in the intent differs from the account argument'}
+
+if #KEYS ~= 4 or #ARGV ~= 8 then
+  return refuse('expected 4 keys and 8 arguments, got ' .. #KEYS .. ' and ' .. #ARGV, 'call')
 end
+local key, account, prefix = ARGV[2], ARGV[3], ARGV[4]
+if #key == 0 or #key > MAX_IDEMPOTENCY_KEY or string.find(key, '[^\33-\126]') then
+  return refuse('the key must be 1-' .. MAX_IDEMPOTENCY_KEY .. ' printable ASCII characters',
+    'idempotency_key')
+end
+if not string.find(account, '^%d+$') or #account > 64 then
+  return refuse('the account id must be 1-64 digits', 'account_id')
+end
+if not string.find(prefix, '^[%w_%.%-]+$') or #prefix > 32 then
+  return refuse('the key prefix must be 1-32 characters of [A-Za-z0-9_.-]', 'prefix')
+end
+if KEYS[1] ~= key_record(prefix, key) or KEYS[2] ~= key_arq_job(prefix, key)
+    or KEYS[3] ~= key_queue(prefix) or KEYS[4] ~= key_accounts(prefix) then
+  return refuse('KEYS must be the record, job, queue and accounts keys of this key and prefix',
+    'keys')
+end
+local err, not_before, not_after, default_deadline, retention
+not_before, err = whole_ms(ARGV[5], 'not_before', 0, MAX_EPOCH_MS)
+if err then return err end
+not_after, err = whole_ms(ARGV[6], 'not_after', 0, MAX_EPOCH_MS)
+if err then return err end
+default_deadline, err = whole_ms(ARGV[7], 'default_deadline', 1, MAX_EPOCH_MS)
+if err then return err end
+retention, err = whole_ms(ARGV[8], 'retention', MIN_RETENTION_MS, MAX_EPOCH_MS)
+if err then return err end
+if #ARGV[1] > MAX_INTENT_BYTES then
+  return refuse('the intent is ' .. #ARGV[1] .. ' bytes of JSON; the limit is '
+    .. MAX_INTENT_BYTES)
+end
+local intent, problem = strict_json_decode(ARGV[1])
+if problem then return refuse('the intent is not valid JSON: ' .. problem) end
+if type(intent) ~= 'table' then return refuse('the intent is not a JSON object') end
+if intent['idempotency_key'] ~= key then
+  return refuse('idempotency_key in the intent differs from the key argument',
+    'idempotency_key')
+end
+if intent['account_id'] ~= account then
+  return refuse('account_id in the intent differs from the account argument', 'account_id')
+end
+
+-- Times: Redis's clock only (producers need none). Every key the intent depends on must
+-- outlive it: the record, the job and the conversation entry live until after its deadline.
+local now = now_ms()
+local deadline = not_after > 0 and not_after or now + default_deadline
+if not_before > 0 and not_before >= deadline then
+  return refuse('not_before must be earlier than the deadline (not_after, or the default '
+    .. 'deadline from now)', 'not_before')
+end
+if deadline - now > retention then
+  return refuse('the deadline is further away than the idempotency retention ('
+    .. math.floor(retention / 1000) .. ' s): the record would be forgotten first', 'not_after')
+end
+
 local digest = redis.sha1hex(ARGV[1])
 local existing = redis.call('HGET', KEYS[1], 'digest')
 if existing then
@@ -37,14 +95,10 @@ if existing then
   end
   return {'conflict', existing}
 end
-if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 0 then
-  return {'unknown_account', ARGV[3]}
+if redis.call('SISMEMBER', KEYS[4], account) == 0 then
+  return {'unknown_account', account}
 end
-local now = now_ms()
-local run_at = tonumber(ARGV[4])
-if run_at == nil or run_at < now then run_at = now end
-local prefix = ARGV[9]
-local account = ARGV[3]
+local run_at = math.max(not_before, now)
 
 -- The conversation, for ordering.
 local r = intent['recipient']
@@ -60,8 +114,11 @@ local is_head = true
 if rkey then
   conv = key_conversation(prefix, account, rkey)
   is_head = redis.call('ZCARD', conv) == 0
-  redis.call('ZADD', conv, redis.call('INCR', key_seq(prefix)), ARGV[2])
-  redis.call('PEXPIRE', conv, ARGV[5])
+  redis.call('ZADD', conv, redis.call('INCR', key_seq(prefix)), key)
+  -- Never shorten: an intent enqueued earlier with a longer retention still needs it.
+  if redis.call('PTTL', conv) < retention then redis.call('PEXPIRE', conv, retention) end
+  -- The sweeper's list of conversations to look after (worker/sweeper.py).
+  redis.call('ZADD', key_conversations(prefix), 'NX', now, conv)
 end
 
 -- A head due now goes at its reserved slot (workers publish the spacing in <prefix>:rates).
@@ -79,20 +136,19 @@ if is_head and run_at == now then
   end
 end
 
-redis.call('HSET', KEYS[1], 'digest', digest, 'state', 'queued', 'job_id', ARGV[7],
-  'account', account, 'enqueued_ms', now, 'attempts', 0, 'conv', conv, 'run_at', run_at)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-local job = '{"t":null,"f":' .. cjson.encode(ARGV[8]) .. ',"a":[' .. ARGV[1] ..
+local job_id = key_job_id(prefix, key)
+redis.call('HSET', KEYS[1], 'digest', digest, 'state', 'queued', 'job_id', job_id,
+  'account', account, 'enqueued_ms', now, 'attempts', 0, 'conv', conv, 'run_at', run_at,
+  'deadline', deadline)
+redis.call('PEXPIRE', KEYS[1], retention)
+local job = '{"t":null,"f":' .. cjson.encode(SEND_JOB_NAME) .. ',"a":[' .. ARGV[1] ..
   '],"k":{},"et":' .. string.format('%d', now) .. '}'
-redis.call('SET', KEYS[2], job, 'PX', ARGV[6])
+redis.call('SET', KEYS[2], job, 'PX', math.max(deadline - now, 0) + JOB_TTL_MARGIN_MS)
 if is_head then
-  redis.call('ZADD', KEYS[3], score, ARGV[7])
-  return {'queued', ARGV[7]}
+  redis.call('ZADD', KEYS[3], score, job_id)
+  return {'queued', job_id}
 end
 -- Parked at its deadline, so it still ends `expired` on time if the earlier intents take
 -- longer; the worker queues it sooner when they end.
-local deadline = tonumber(ARGV[10])
-if deadline and deadline > now then
-  redis.call('ZADD', KEYS[3], deadline + 1, ARGV[7])
-end
-return {'queued', ARGV[7], 'after_earlier_intents'}
+redis.call('ZADD', KEYS[3], math.max(deadline, now) + 1, job_id)
+return {'queued', job_id, 'after_earlier_intents'}

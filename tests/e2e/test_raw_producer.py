@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from functools import cache
 from typing import Any
 
@@ -36,8 +35,7 @@ def _evalsha(r: Any, stack: Stack, key: str, intent_json: str, account: str = AC
     return r.execute_command(
         "EVALSHA", sha, 4,
         f"{p}:idem:{key}", f"arq:job:{p}:{key}", f"{p}:queue", f"{p}:accounts",
-        intent_json, key, account, 0, 604_800_000, 90_000_000, f"{p}:{key}", "ig_outbound.send", p,
-        int((time.time() + 86_400) * 1000),
+        intent_json, key, account, p, 0, 0, 86_400_000, 604_800_000,
     )  # fmt: skip
 
 

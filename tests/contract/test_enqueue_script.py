@@ -1,0 +1,229 @@
+"""The raw enqueue path refuses what the worker would refuse, before its first write.
+
+Producers in other languages call the enqueue script directly, so the script is the last
+line of defence: bad arguments, foreign keys, oversized or deeply nested intents, and JSON
+that Redis's cjson reads but Python's json (the worker's parser) does not, are all refused
+with nothing written. Real Redis, no worker.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from ig_outbound.producers.intent import MAX_INTENT_BYTES
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.scripts import ENQUEUE
+
+KEYS = Keys("raw")
+ACCOUNT = "17841400000000001"
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+
+
+def _intent_json(key: str, **extra: Any) -> str:
+    return json.dumps(
+        {
+            "idempotency_key": key,
+            "account_id": ACCOUNT,
+            "recipient": {"id": "1254477777772919"},
+            "content": {"kind": "text", "text": "hi"},
+            **extra,
+        }
+    )
+
+
+def _keys(key: str, prefix: str = "raw") -> list[str]:
+    k = Keys(prefix)
+    return [k.record(key), k.arq_job(key), k.queue, k.accounts]
+
+
+def _argv(intent: str | bytes, key: str, **over: Any) -> list[Any]:
+    args = {
+        "intent": intent, "key": key, "account": ACCOUNT, "prefix": "raw",
+        "not_before": 0, "not_after": 0, "default_deadline": DAY_MS, "retention": WEEK_MS,
+    }  # fmt: skip
+    args.update(over)
+    return list(args.values())
+
+
+async def _call(r: aioredis.Redis, keys: list[str], argv: list[Any]) -> list[str]:
+    reply = await resolve(r.evalsha(await _sha(r), len(keys), *keys, *argv))
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+
+
+async def _sha(r: aioredis.Redis) -> str:
+    return str(await resolve(r.script_load(ENQUEUE.source)))
+
+
+@pytest.fixture
+async def r(aredis: aioredis.Redis) -> aioredis.Redis:
+    await resolve(aredis.sadd(KEYS.accounts, ACCOUNT))
+    return aredis
+
+
+async def _written(r: aioredis.Redis) -> list[bytes]:
+    """Every key but the accounts set (which the fixture wrote)."""
+    return sorted(k for k in await resolve(r.keys("*")) if k != KEYS.accounts.encode())
+
+
+async def test_a_good_call_is_queued(r: aioredis.Redis) -> None:
+    reply = await _call(r, _keys("k1"), _argv(_intent_json("k1"), "k1"))
+    assert reply == ["queued", KEYS.job_id("k1")]
+    record = await resolve(r.hgetall(KEYS.record("k1")))
+    assert int(record[b"deadline"]) - int(record[b"enqueued_ms"]) == DAY_MS
+    assert 0 < await resolve(r.pttl(KEYS.record("k1"))) <= WEEK_MS
+
+
+BAD_ARGUMENTS = {
+    "run-at NaN": {"not_before": "nan"},
+    "run-at inf": {"not_before": "inf"},
+    "deadline not a number": {"not_after": "tomorrow"},
+    "deadline fractional": {"not_after": "1.5"},
+    "deadline negative": {"not_after": -5},
+    "deadline absurd": {"not_after": 10**15},
+    "default deadline 0": {"default_deadline": 0},
+    "retention 0": {"retention": 0},
+    "retention negative": {"retention": -1},
+    "retention below the minimum": {"retention": 1000},
+    "retention not a number": {"retention": "forever"},
+    "key with a space": {"key": "k 1"},
+    "account not digits": {"account": "acct"},
+    "prefix with a colon": {"prefix": "raw:x"},
+}
+
+
+@pytest.mark.parametrize("over", BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
+async def test_bad_arguments_are_refused_before_any_write(
+    r: aioredis.Redis, over: dict[str, Any]
+) -> None:
+    over = dict(over)
+    key = str(over.pop("key", "k2"))
+    reply = await _call(r, _keys(key), _argv(_intent_json(key), key, **over))
+    assert reply[0] == "invalid", reply
+    assert await _written(r) == []
+
+
+async def test_keys_that_are_not_the_intents_own_are_refused(r: aioredis.Redis) -> None:
+    intent = _intent_json("k3")
+    for keys in (
+        _keys("other"),
+        [*_keys("k3")[:3], "raw:elsewhere"],
+        _keys("k3", prefix="other"),
+        _keys("k3")[:3],
+    ):
+        reply = await _call(r, keys, _argv(intent, "k3"))
+        assert (reply[0], reply[-1]) in {("invalid", "keys"), ("invalid", "call")}, reply
+    assert await _written(r) == []
+
+
+async def test_dates_that_cannot_work_are_refused(r: aioredis.Redis) -> None:
+    now_ms = int((await resolve(r.time()))[0]) * 1000
+    cases = {
+        "not_before after the default deadline": {"not_before": now_ms + 2 * DAY_MS},
+        "not_before after not_after": {"not_before": now_ms + 60_000, "not_after": now_ms + 1},
+        "deadline beyond the retention": {"not_after": now_ms + 8 * DAY_MS},
+        "default deadline beyond the retention": {"default_deadline": 8 * DAY_MS},
+    }
+    for name, over in cases.items():
+        reply = await _call(r, _keys("k4"), _argv(_intent_json("k4"), "k4", **over))
+        assert reply[0] == "invalid", (name, reply)
+    assert await _written(r) == []
+
+
+LENIENT_JSON = {
+    "hex number": '"metadata":{"n":0x10}',
+    "bare nan": '"metadata":{"n":nan}',
+    "bare inf": '"metadata":{"n":inf}',
+    "NaN literal": '"metadata":{"n":NaN}',
+    "Infinity": '"metadata":{"n":-Infinity}',
+    "leading zero": '"metadata":{"n":01}',
+    "trailing dot": '"metadata":{"n":1.}',
+    "plus sign": '"metadata":{"n":+1}',
+}
+
+
+@pytest.mark.parametrize("fragment", LENIENT_JSON.values(), ids=LENIENT_JSON.keys())
+async def test_json_that_only_cjson_reads_is_refused(r: aioredis.Redis, fragment: str) -> None:
+    text = _intent_json("k5")[:-1] + "," + fragment + "}"
+    reply = await _call(r, _keys("k5"), _argv(text, "k5"))
+    assert reply[0] == "invalid" and "JSON" in reply[1], reply
+    assert await _written(r) == []
+
+
+async def test_invalid_utf8_oversize_and_deep_nesting_are_refused(r: aioredis.Redis) -> None:
+    base = _intent_json("k6")[:-1]
+    texts: dict[str, str | bytes] = {
+        "latin-1 byte": (base + ',"metadata":{"n":"caf\xe9"}}').encode("latin-1"),
+        "surrogate bytes": base.encode() + b',"metadata":{"n":"\xed\xa0\x80"}}',
+        "overlong": base.encode() + b',"metadata":{"n":"\xc0\xaf"}}',
+        "too large": base + ',"metadata":{"n":"' + "x" * MAX_INTENT_BYTES + '"}}',
+        "deep": base + ',"metadata":{"n":' + "[" * 900 + "]" * 900 + "}}",
+    }
+    for name, text in texts.items():
+        reply = await _call(r, _keys("k6"), _argv(text, "k6"))
+        assert reply[0] == "invalid", (name, reply)
+    assert await _written(r) == []
+
+
+async def test_strict_json_with_unicode_and_escapes_is_accepted(r: aioredis.Redis) -> None:
+    text = _intent_json("k7", metadata={"n": -0.5e-3, "s": 'é "quoted" \\ 한국어 \u2764\ufe0f'})
+    reply = await _call(r, _keys("k7"), _argv(text, "k7"))
+    assert reply[0] == "queued", reply
+
+
+# Tokens a JSON value may be built from, lenient ones included.
+_TOKENS = st.sampled_from(
+    ["1", "-2", "0.5", "1e3", "01", "0x1f", "nan", "inf", "+1", "1.", "true", "null", '"s"',
+     '"\\u00e9"', '"\\ud800"', "[]", "{}", "[1,2]", '{"a":1}', "1E+2", "-0"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@example(values=['"\\ud800"'])
+@example(values=["0x1f", "1"])
+@example(values=["1.", "0.5"])
+@example(values=["1e400"])
+@example(values=["nan", '"s"'])
+@example(values=["inf", "01", "+1"])
+@example(values=['"s"', "-2", "[1,2]"])
+@given(values=st.lists(_TOKENS, min_size=1, max_size=4))
+async def test_the_script_queues_only_what_pythons_json_reads(
+    r: aioredis.Redis, values: list[str]
+) -> None:
+    """Whatever the script queues, the worker can read, with the same values; and what
+    Python reads, the script queues (except lone surrogate escapes, which the intent model
+    refuses anyway: the script is stricter, never looser)."""
+    await resolve(r.delete(KEYS.record("k8"), KEYS.arq_job("k8")))
+    body = ",".join(f'"m{i}":{v}' for i, v in enumerate(values))
+    text = _intent_json("k8")[:-1] + ',"metadata":{' + body + "}}"
+    reply = await _call(r, _keys("k8"), _argv(text, "k8"))
+    readable = _python_reads(text)
+    if reply[0] == "queued":
+        assert readable, text
+        job = json.loads(await resolve(r.get(KEYS.arq_job("k8"))))
+        assert job["a"][0] == json.loads(text)
+    elif "\\ud800" not in text:
+        assert not readable, (text, reply)
+
+
+def _python_reads(text: str) -> bool:
+    """json.loads reads it (NaN and Infinity refused, as the worker's model refuses them).
+    1e400 reads, as infinity: the intent model refuses that, as from any producer."""
+    try:
+        json.loads(text, parse_constant=_refuse)
+    except ValueError:
+        return False
+    return True
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(name)
