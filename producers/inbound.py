@@ -21,6 +21,9 @@ from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
 
 ECHO_RETENTION_S = 2 * 24 * 3600
+# Echoes kept per conversation (the newest): reconciling looks back seconds, not days, and a
+# chatty conversation must not grow without bound.
+ECHOES_PER_CONVERSATION = 500
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "file"})
 
 
@@ -63,6 +66,8 @@ async def record_echo(
     key = keys.echoes(account_id, recipient_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(key, {member: timestamp_ms})
+        pipe.zremrangebyscore(key, "-inf", timestamp_ms - ECHO_RETENTION_S * 1000)
+        pipe.zremrangebyrank(key, 0, -ECHOES_PER_CONVERSATION - 1)
         pipe.expire(key, ECHO_RETENTION_S)
         await pipe.execute()
 

@@ -33,6 +33,10 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "record": "{prefix}:idem:{key}",
         "job_id": "{prefix}:{key}",
         "arq_job": ARQ_JOB_PREFIX + "{prefix}:{key}",
+        "arq_in_progress": ARQ_IN_PROGRESS_PREFIX + "{prefix}:{key}",
+        "conversations": "{prefix}:convs",
+        "sweep_lease": "{prefix}:sweep:lease",
+        "sweep_cursor": "{prefix}:sweep:cursor",
         "conversation": "{prefix}:conv:{account}:{recipient}",
         "echoes": "{prefix}:echo:{account}:{recipient}",
         "rate_window": "{prefix}:win:{account}:{rate_class}",
@@ -115,6 +119,25 @@ class Keys:
     def arq_job(self, idempotency_key: str) -> str:
         """String: the ARQ job (JSON) of an intent."""
         return self._key("arq_job", key=idempotency_key)
+
+    def arq_in_progress(self, idempotency_key: str) -> str:
+        """String: ARQ's lease on a running job of an intent."""
+        return self._key("arq_in_progress", key=idempotency_key)
+
+    @property
+    def conversations(self) -> str:
+        """Sorted set: every conversation with pending intents (key -> first enqueue ms)."""
+        return self._key("conversations")
+
+    @property
+    def sweep_lease(self) -> str:
+        """String with a TTL: the worker holding it runs the sweeper."""
+        return self._key("sweep_lease")
+
+    @property
+    def sweep_cursor(self) -> str:
+        """String: where the sweeper continues in the conversation registry."""
+        return self._key("sweep_cursor")
 
     def conversation(self, account_id: str, recipient_key: str) -> str:
         """Sorted set: pending intents (keys) of one conversation by sequence number."""

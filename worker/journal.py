@@ -22,6 +22,7 @@ from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import (
     DEAD_LETTER_UNKEYED,
     JOURNAL_BEGIN,
+    JOURNAL_COUNT,
     JOURNAL_FINISH,
     JOURNAL_RELEASE,
     JOURNAL_UNCONFIRM,
@@ -32,7 +33,7 @@ from ig_outbound.producers.scripts import (
 class Begin:
     """Answer of `Journal.begin`: go ahead (`attempt` is this send's number) or not."""
 
-    verdict: Literal["go", "done", "busy", "ambiguous", "not_its_turn"]
+    verdict: Literal["go", "done", "busy", "ambiguous", "not_its_turn", "gone"]
     attempt: int = 0
     state: str | None = None
     retry_in_s: float = 0.0
@@ -51,6 +52,7 @@ class Record:
     attempts: int
     failures: int
     ambiguous: int
+    deadline_ms: int | None = None
 
 
 def _s(value: object) -> str:
@@ -60,21 +62,26 @@ def _s(value: object) -> str:
 class Journal:
     """Atomic operations on idempotency records."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, maxlen: int, retention_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, *, maxlen: int, dlq_maxlen: int, retention_s: int
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._maxlen = maxlen
+        self._dlq_maxlen = dlq_maxlen
         self._retention_ms = retention_s * 1000
         self._begin = redis.register_script(JOURNAL_BEGIN.source)
         self._release = redis.register_script(JOURNAL_RELEASE.source)
         self._unconfirm = redis.register_script(JOURNAL_UNCONFIRM.source)
         self._finish = redis.register_script(JOURNAL_FINISH.source)
         self._dead_letter_only = redis.register_script(DEAD_LETTER_UNKEYED.source)
+        self._count = redis.register_script(JOURNAL_COUNT.source)
 
     async def read(self, key: str) -> Record:
         raw = await resolve(self._redis.hgetall(self._keys.record(key)))
         fields = {_s(k): _s(v) for k, v in raw.items()}
         enqueued = fields.get("enqueued_ms")
+        deadline = fields.get("deadline")
         return Record(
             exists=bool(fields),
             state=fields.get("state"),
@@ -82,6 +89,7 @@ class Journal:
             attempts=int(fields.get("attempts", "0") or 0),
             failures=int(fields.get("failures", "0") or 0),
             ambiguous=int(fields.get("ambiguous", "0") or 0),
+            deadline_ms=int(deadline) if deadline and deadline.isdigit() else None,
         )
 
     async def begin(
@@ -102,6 +110,8 @@ class Journal:
             return Begin("busy", retry_in_s=int(detail) / 1000)
         if verdict == "not_its_turn":
             return Begin("not_its_turn")
+        if verdict == "gone":
+            return Begin("gone")
         return Begin(
             "ambiguous",
             attempt=int(detail),
@@ -115,10 +125,15 @@ class Journal:
 
     async def mark_ambiguous(self, key: str) -> None:
         """Count an ambiguous send on the record and fleet-wide."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(self._keys.record(key), "ambiguous", 1)
-            pipe.hincrby(self._keys.counters, "ambiguous_sends", 1)
-            await pipe.execute()
+        await self.count(key, "ambiguous", fleet_field="ambiguous_sends")
+
+    async def count(self, key: str, field: str, *, fleet_field: str = "") -> int:
+        """Add one to a count on the record (and to a fleet-wide counter); -1 if the record
+        is gone (it is not re-created: it would live on without a TTL)."""
+        reply = await self._count(
+            keys=[self._keys.record(key), self._keys.counters], args=[field, fleet_field]
+        )
+        return int(reply)
 
     async def release(self, key: str, owner: str, *, count_failure: bool) -> int:
         """The send did not happen: back to `retrying`. Returns transient failures so far."""
@@ -146,6 +161,7 @@ class Journal:
                 "1" if dead else "0",
                 intent_json,
                 self._keys.prefix,
+                self._dlq_maxlen,
             ],
         )
         return bool(int(reply))
@@ -153,5 +169,5 @@ class Journal:
     async def dead_letter_unkeyed(self, outcome_json: str, raw: str) -> None:
         """Dead-letter input whose key cannot be read (nothing else can record it)."""
         await self._dead_letter_only(
-            keys=[self._keys.dead_letters], args=[self._maxlen, outcome_json, raw]
+            keys=[self._keys.dead_letters], args=[self._dlq_maxlen, outcome_json, raw]
         )

@@ -49,3 +49,8 @@ LOG_LINES_DROPPED = Counter(
     "ig_outbound_log_lines_dropped_total",
     "Log lines dropped because stderr could not keep up (logging never blocks sends).",
 )
+SWEPT = Counter(
+    "ig_outbound_swept_total",
+    "Conversation heads the sweeper ended or queued again, by what it did.",
+    ["action"],
+)

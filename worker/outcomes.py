@@ -15,6 +15,9 @@ from ig_outbound.worker import metrics
 log = structlog.get_logger("ig_outbound.outcome")
 
 
+MAX_REASONS = 50
+
+
 def _from_ms(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -31,15 +34,19 @@ def make_outcome(
     error: GraphErrorInfo | None = None,
     attempts: int = 0,
     enqueued_ms: int | None = None,
+    now_ms: int | None = None,
 ) -> Outcome:
-    now = datetime.now(UTC)
+    """An outcome stamped `now_ms` (Redis's clock, `worker/clock.py`; this machine's when
+    none is given)."""
+    now = _from_ms(now_ms) or datetime.now(UTC)
     enqueued_at = _from_ms(enqueued_ms)
     latency = (now - enqueued_at).total_seconds() * 1000 if enqueued_at else None
     return Outcome(
         key=key,
         status=status,
         reason=reason,
-        reasons=[p.as_dict() for p in problems or []],
+        # Bounded, like everything an outcome carries into the streams.
+        reasons=[p.as_dict() for p in (problems or [])[:MAX_REASONS]],
         account_id=intent.account_id if intent else None,
         recipient=intent.recipient.key if intent else None,
         kind=intent.kind if intent else None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
+from ig_outbound.worker.clock import RedisClock
 from ig_outbound.worker.graph import GraphClient
 from ig_outbound.worker.journal import Journal
 from ig_outbound.worker.limiter import RateLimiter
@@ -25,6 +26,7 @@ class Services:
     journal: Journal
     pauses: Pauses
     limiter: RateLimiter
+    clock: RedisClock
 
     @classmethod
     def build(
@@ -48,10 +50,12 @@ class Services:
                 redis,
                 keys,
                 maxlen=settings.outcomes_stream_maxlen,
+                dlq_maxlen=settings.dead_letters_maxlen,
                 retention_s=settings.idempotency_retention_s,
             ),
             pauses=Pauses(redis, keys),
             limiter=RateLimiter(redis, keys, settings.rate),
+            clock=RedisClock(redis),
         )
 
     def lease_s(self) -> float:

@@ -3,8 +3,10 @@
 -- '1' = take over an ambiguous send (the policy decided to resend it), ARGV[4] the key,
 -- ARGV[5] run-at ms to park the job at when it is not its conversation's turn.
 -- -> {'go', attempts} | {'done', state} | {'busy', ms_left} | {'not_its_turn', ''}
+--  | {'gone', ''} (the record expired or was evicted: never re-created here, without a TTL)
 --  | {'ambiguous', attempts, last send start ms, ms since it became ambiguous}
 local now = now_ms()
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', ''} end
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then
   return {'done', redis.call('HGET', KEYS[1], 'state')}
 end

@@ -4,7 +4,7 @@
 -- KEYS[1] record, KEYS[2] outcomes stream, KEYS[3] dead-letter stream, KEYS[4] ARQ queue.
 -- ARGV[1] status, ARGV[2] outcome JSON, ARGV[3] stream maxlen, ARGV[4] record retention ms,
 -- ARGV[5] key, ARGV[6] '1' = dead-letter it, ARGV[7] the intent (raw JSON) for the DLQ,
--- ARGV[8] key prefix.
+-- ARGV[8] key prefix, ARGV[9] dead-letter stream maxlen.
 -- -> 1 published, 0 already had an outcome
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 0 end
 local now = now_ms()
@@ -14,7 +14,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'key', ARGV[5], 'status', ARGV[1],
   'outcome', ARGV[2])
 if ARGV[6] == '1' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'key', ARGV[5], 'status', ARGV[1],
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'key', ARGV[5], 'status', ARGV[1],
     'outcome', ARGV[2], 'intent', ARGV[7])
 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
@@ -22,17 +22,9 @@ if conv and conv ~= '' then
   local was_head = redis.call('ZRANGE', conv, 0, 0)[1] == ARGV[5]
   redis.call('ZREM', conv, ARGV[5])
   -- Only the head's end lets the next one go (a parked one may expire before its turn).
-  for _ = 1, (was_head and 100 or 0) do
-    local nxt = redis.call('ZRANGE', conv, 0, 0)[1]
-    if not nxt then break end
-    local rec = key_record(ARGV[8], nxt)
-    local job_id = redis.call('HGET', rec, 'job_id')
-    if job_id and redis.call('HEXISTS', rec, 'outcome') == 0 then
-      local run_at = tonumber(redis.call('HGET', rec, 'run_at') or '0')
-      redis.call('ZADD', KEYS[4], math.max(now, run_at), job_id)
-      break
-    end
-    redis.call('ZREM', conv, nxt)  -- gone or already ended: skip it
+  if was_head then wake_next(ARGV[8], conv, KEYS[4], now) end
+  if redis.call('ZCARD', conv) == 0 then
+    redis.call('ZREM', key_conversations(ARGV[8]), conv)
   end
 end
 return 1

@@ -84,7 +84,7 @@ async def test_one_intent_per_conversation_is_due_and_the_next_follows_its_outco
     # The later ones wait parked at their deadline (24 h), so they can still expire on time.
     parked = await _scores(aredis, client)
     assert parked["c1"] >= (time.time() + 86_000) * 1000
-    journal = Journal(aredis, client.keys, maxlen=1000, retention_s=3600)
+    journal = Journal(aredis, client.keys, maxlen=1000, dlq_maxlen=1000, retention_s=3600)
     done = Outcome(key="c0", status=OutcomeStatus.SENT, finished_at=datetime.now(UTC))
     assert await journal.finish(done, "{}") is True
     # (ARQ removes c0's own job from the queue when the job returns; no worker runs here.)
@@ -104,7 +104,7 @@ async def test_a_later_intent_ending_first_does_not_release_the_conversation(
 ) -> None:
     client = await _client(aredis)
     await client.enqueue_many([_intent(f"d{i}", A, "66666") for i in range(3)])
-    journal = Journal(aredis, client.keys, maxlen=1000, retention_s=3600)
+    journal = Journal(aredis, client.keys, maxlen=1000, dlq_maxlen=1000, retention_s=3600)
     # d1 expires while d0 (the head) is still pending: d2 must stay parked.
     expired = Outcome(key="d1", status=OutcomeStatus.EXPIRED, finished_at=datetime.now(UTC))
     assert await journal.finish(expired, "{}") is True

@@ -46,7 +46,7 @@ async def test_a_run_that_parks_while_the_head_ends_is_woken(
     # Only the second intent's job runs here (as after a redelivery), before its turn.
     await aredis.zrem(keys.queue, keys.job_id("first"))
     await aredis.zadd(keys.queue, {keys.job_id("second"): 1})
-    journal = Journal(aredis, keys, maxlen=1000, retention_s=60)
+    journal = Journal(aredis, keys, maxlen=1000, dlq_maxlen=1000, retention_s=60)
     runs: list[str] = []
     woken = asyncio.Event()
 

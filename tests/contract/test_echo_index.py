@@ -1,0 +1,40 @@
+"""The echo index (for reconciling ambiguous sends) stays bounded per conversation."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from ig_outbound.producers.inbound import (
+    ECHOES_PER_CONVERSATION,
+    find_echo,
+    message_fingerprint,
+    record_echo,
+)
+from ig_outbound.producers.keys import Keys
+
+KEYS = Keys("echo")
+
+
+async def test_a_chatty_conversation_keeps_only_its_newest_echoes(aredis: aioredis.Redis) -> None:
+    for n in range(ECHOES_PER_CONVERSATION + 100):
+        await record_echo(
+            aredis, KEYS, account_id="1", recipient_id="2", mid=f"m{n}",
+            timestamp_ms=1_800_000_000_000 + n, message={"text": f"t{n}"},
+        )  # fmt: skip
+    key = KEYS.echoes("1", "2")
+    assert await aredis.zcard(key) == ECHOES_PER_CONVERSATION
+    assert await aredis.ttl(key) > 0
+    newest = await find_echo(
+        aredis, KEYS, account_id="1", recipient_id="2", since_ms=0,
+        fingerprint=message_fingerprint({"text": "t599"}),
+    )  # fmt: skip
+    assert newest is not None and newest.mid == "m599"
+
+
+async def test_echoes_older_than_the_retention_are_dropped(aredis: aioredis.Redis) -> None:
+    for ts in (1_000, 1_800_000_000_000):
+        await record_echo(
+            aredis, KEYS, account_id="1", recipient_id="3", mid=str(ts), timestamp_ms=ts,
+            message={"text": "x"},
+        )  # fmt: skip
+    assert await aredis.zcard(KEYS.echoes("1", "3")) == 1

@@ -1,0 +1,195 @@
+"""Work every worker does in the background, besides sending.
+
+* **Republish** (every worker, every `republish_interval_s`): the account ids this worker
+  holds tokens for and the rate spacing, which the enqueue script reads. A Redis restart
+  without persistence (or a FLUSHALL) would otherwise refuse every enqueue until the
+  workers were restarted.
+* **Sweep** (one worker of the fleet at a time, by a lease in Redis, every
+  `sweep_interval_s`): move on conversations whose head can no longer end by itself
+  (`producers/lua/sweep.lua`): a head whose job key expired, was evicted or dropped gets an
+  outcome (`failed`/`job_lost`, or `expired` past its deadline), which queues the next
+  intent; a head whose job fell out of the queue is queued again.
+
+Both never raise: an error is logged and the loop goes on (Redis may be away for a while).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ig_outbound.producers.outcome import OutcomeStatus
+from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.scripts import SWEEP
+from ig_outbound.worker import metrics
+from ig_outbound.worker.outcomes import make_outcome, observe
+from ig_outbound.worker.services import Services
+
+log = structlog.get_logger("ig_outbound.housekeeping")
+
+# Conversations looked at per script call (one call holds Redis for well under a
+# millisecond per hundred), and per sweep in all (the cursor carries on next time).
+SWEEP_BATCH = 200
+SWEEP_MAX_PER_RUN = 20_000
+# A head still pending this long after its deadline is queued again (the worker expires it).
+DEADLINE_GRACE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    looked_at: int
+    lost: int
+    dropped: int
+    requeued: int
+    emptied: int
+
+
+class Sweeper:
+    """Finds and ends or re-queues conversation heads that cannot end by themselves."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self._sweep = services.redis.register_script(SWEEP.source)
+        self.owner = uuid.uuid4().hex
+
+    async def acquire_lease(self, seconds: float) -> bool:
+        """True if this worker runs the sweep now (the lease is the fleet's one lock)."""
+        keys, ms = self.s.keys, max(int(seconds * 1000), 1)
+        got = await resolve(self.s.redis.set(keys.sweep_lease, self.owner, px=ms, nx=True))
+        if got:
+            return True
+        holder = await resolve(self.s.redis.get(keys.sweep_lease))
+        if holder is not None and holder.decode() == self.owner:
+            await resolve(self.s.redis.pexpire(keys.sweep_lease, ms))
+            return True
+        return False
+
+    async def sweep(self) -> SweepReport:
+        """One pass over (up to SWEEP_MAX_PER_RUN of) the registry."""
+        keys = self.s.keys
+        raw = await resolve(self.s.redis.get(keys.sweep_cursor))
+        rank = int(raw) if raw is not None and raw.isdigit() else 0
+        looked, dropped, requeued, emptied = 0, 0, 0, 0
+        lost_heads: list[str] = []
+        while looked < SWEEP_MAX_PER_RUN:
+            reply = await self._sweep(
+                keys=[keys.conversations, keys.queue],
+                args=[keys.prefix, rank, SWEEP_BATCH, DEADLINE_GRACE_MS],
+            )
+            cursor, lost, (n, d, r, e) = _parse(reply)
+            lost_heads += lost
+            looked += n
+            dropped, requeued, emptied = dropped + d, requeued + r, emptied + e
+            if not cursor:
+                rank = 0
+                break
+            rank = int(cursor)
+        await resolve(self.s.redis.set(keys.sweep_cursor, rank))
+        # Ended after the pass: an ended conversation leaves the registry and would shift
+        # the ranks the pass walks.
+        for key in lost_heads:
+            await self._end_lost(key)
+        await self.prune_replays()
+        report = SweepReport(looked, len(lost_heads), dropped, requeued, emptied)
+        if report.lost or report.dropped or report.requeued:
+            log.warning("sweep_moved_conversations_on", **report.__dict__)
+        return report
+
+    async def prune_replays(self) -> int:
+        """Forget the replay bookkeeping of dead letters the stream no longer holds (its
+        MAXLEN trimmed them), so the map stays as small as the stream; returns how many."""
+        redis, keys = self.s.redis, self.s.keys
+        if await resolve(redis.hlen(keys.dead_letter_replays)) <= await resolve(
+            redis.xlen(keys.dead_letters)
+        ):
+            return 0
+        oldest = await resolve(redis.xrange(keys.dead_letters, count=1))
+        floor = _entry_id(oldest[0][0]) if oldest else (2**64, 0)
+        stale: list[Any] = []
+        async for field, _ in redis.hscan_iter(keys.dead_letter_replays, count=500):
+            if _entry_id(field) < floor:
+                stale.append(field)
+        for start in range(0, len(stale), 500):
+            await resolve(redis.hdel(keys.dead_letter_replays, *stale[start : start + 500]))
+        return len(stale)
+
+    async def _end_lost(self, key: str) -> None:
+        """A head whose job is gone: its outcome (which also queues the next intent)."""
+        record = await self.s.journal.read(key)
+        now_ms = self.s.clock.now_ms()
+        past_deadline = record.deadline_ms is not None and now_ms >= record.deadline_ms
+        status = OutcomeStatus.EXPIRED if past_deadline else OutcomeStatus.FAILED
+        outcome = make_outcome(
+            key=key,
+            status=status,
+            reason="deadline_passed" if past_deadline else "job_lost",
+            attempts=record.attempts,
+            enqueued_ms=record.enqueued_ms,
+            now_ms=now_ms,
+        )
+        observe(outcome, await self.s.journal.finish(outcome, '{"lost": "the job was gone"}'))
+        metrics.SWEPT.labels(action="job_lost").inc()
+
+
+def _entry_id(raw: bytes | str) -> tuple[int, int]:
+    """A stream entry id as numbers (junk sorts first, so it is pruned too)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return (int(ms), int(seq or 0)) if ms.isdigit() and seq.isdigit() else (-1, -1)
+
+
+def _parse(reply: list[bytes]) -> tuple[str, list[str], list[int]]:
+    items = [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+    bar = items.index("|")
+    counts = [int(n) for n in items[bar + 1].split(",")]
+    return items[0], items[1:bar], counts
+
+
+async def _every(interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Redis away, a bug: log, and try again next time
+            log.warning("housekeeping_failed", task=name, error_type=type(exc).__name__)
+        await asyncio.sleep(interval_s)
+
+
+class Housekeeping:
+    """The background tasks of one worker process (started and stopped with ARQ's hooks)."""
+
+    def __init__(self, services: Services, republish: Callable[[], Awaitable[None]]) -> None:
+        self.s = services
+        self.sweeper = Sweeper(services)
+        self._republish = republish
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        tuning = self.s.settings.worker
+        self._tasks = [
+            asyncio.create_task(_every(tuning.republish_interval_s, self._republish, "publish")),
+            asyncio.create_task(_every(tuning.sweep_interval_s, self._sweep_if_leader, "sweep")),
+        ]
+
+    async def _sweep_if_leader(self) -> None:
+        # The lease outlives the interval a little: the same worker keeps sweeping while it
+        # lives; another takes over within one interval after it dies.
+        if await self.sweeper.acquire_lease(self.s.settings.worker.sweep_interval_s * 1.5):
+            await self.sweeper.sweep()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
