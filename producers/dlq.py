@@ -41,10 +41,11 @@ Replay
 
     Refusals: an entry that cannot be replayed yields a `ReplayResult` with status `refused`
     and a machine-readable `error` (``{"error": <code>, "message": ..., ...}``); nothing else
-    happens. Codes: `invalid_entry_id`, `unknown_entry` (no such entry), `no_key` (keyless
-    garbage: nothing to replay), `bad_job` (a quarantined job, not an intent),
-    `invalid_intent` (with `problems`, as at enqueue), `unknown_account` (no worker holds a
-    token for the account).
+    happens; the other entries of the batch are replayed all the same. Codes:
+    `invalid_entry_id` (not `<ms>-<seq>` of two unsigned 64-bit numbers, or refused by
+    Redis), `unknown_entry` (no such entry), `no_key` (keyless garbage: nothing to replay),
+    `bad_job` (a quarantined job, not an intent), `invalid_intent` (with `problems`, as at
+    enqueue), `unknown_account` (no worker holds a token for the account).
 
     Dry run: runs the same checks read-only and answers `would_queue`, `duplicate` or
     `refused`; nothing is written.
@@ -52,7 +53,9 @@ Replay
 Purge
     `purge` removes entries by id (XDEL), all of them, or those older than a duration
     (XTRIM MINID against Redis' clock), together with their replay bookkeeping. It never
-    touches idempotency records or replayed intents.
+    touches idempotency records or replayed intents. A replay writes its bookkeeping only
+    while its entry still exists (one script), so a purge racing a replay leaves no mapping
+    of a removed entry behind.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ from ig_outbound.producers.errors import IdempotencyConflictError, IntentError
 from ig_outbound.producers.intent import MAX_IDEMPOTENCY_KEY, MessageIntent
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.scripts import SCRIPTS
 from ig_outbound.producers.settings import ClientSettings, get_client_settings
 from ig_outbound.producers.validation import parse_intent
 from ig_outbound.producers.wire import BAD_JOB_MARKER
@@ -86,6 +90,8 @@ Selection = Iterable[str] | Literal["all"]
 ReplayStatus = Literal["queued", "duplicate", "refused", "would_queue"]
 
 _ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+# Each half of a stream id is an unsigned 64-bit number: Redis refuses anything larger.
+_MAX_ID_PART = 2**64 - 1
 _PAGE = 500
 
 
@@ -99,8 +105,10 @@ def _id_tuple(entry_id: str) -> tuple[int, int]:
 
 
 def valid_entry_id(entry_id: str) -> bool:
-    """True for a full stream entry id (`<ms>-<seq>`)."""
-    return _ENTRY_ID.fullmatch(entry_id) is not None
+    """True for a full stream entry id (`<ms>-<seq>`, each part an unsigned 64-bit number)."""
+    if _ENTRY_ID.fullmatch(entry_id) is None:
+        return False
+    return max(_id_tuple(entry_id)) <= _MAX_ID_PART
 
 
 def _check_entry_id(entry_id: str) -> str:
@@ -224,6 +232,7 @@ class DeadLetters:
         self.settings = settings or get_client_settings()
         self.keys = Keys(self.settings.key_prefix)
         self._redis = client
+        self._note_replay = client.register_script(SCRIPTS["dead_letter_replayed"].source)
 
     @classmethod
     def connect(cls, url: str | None = None, settings: ClientSettings | None = None) -> DeadLetters:
@@ -321,7 +330,12 @@ class DeadLetters:
             if not valid_entry_id(entry_id):
                 out.append(_refused(entry_id, "invalid_entry_id", "not a stream entry id"))
                 continue
-            letter = self.show(entry_id)
+            try:
+                letter = self.show(entry_id)
+            except redis.ResponseError as exc:  # one id Redis refuses must not sink the rest
+                message = f"Redis refused the entry id: {str(exc)[:200]}"
+                out.append(_refused(entry_id, "invalid_entry_id", message))
+                continue
             out.append(
                 letter
                 if letter is not None
@@ -410,9 +424,16 @@ class DeadLetters:
                 error = answer.error.as_dict() if answer.error else {"error": "refused"}
                 results.append(replace(base, error=error))
                 continue
-            self._redis.hset(self.keys.dead_letter_replays, letter.entry_id, new_key)
+            self._remember(letter.entry_id, new_key)
             results.append(result)
         return results
+
+    def _remember(self, entry_id: str, new_key: str) -> None:
+        """Map the entry to its replay, only if the entry is still there: a purge since the
+        replay was planned removed it and its mapping, and must not leave one behind."""
+        self._note_replay(
+            keys=[self.keys.dead_letters, self.keys.dead_letter_replays], args=[entry_id, new_key]
+        )
 
     def _check(self, letter: DeadLetter, intent: MessageIntent) -> ReplayResult:
         """A dry run: the enqueue script's decisions, read-only."""

@@ -2,7 +2,10 @@
 
     WorkerError               anything the worker refuses or cannot do; `code` + `as_dict()`
      ├── WorkerConfigError    settings the worker cannot start with (never shows a secret)
-     │    └── TokenConfigError   the tokens variable or file is malformed
+     │    ├── TokenConfigError       the tokens variable or file is malformed
+     │    └── InvalidSettingsError   the environment does not validate (worker/arq_worker.py)
+     ├── RedisUnusableError   Redis refuses our credentials or TLS, or never answered
+     │                        (worker/supervisor.py: no restart can fix it)
      └── GraphClientError     a bug on our side using the Graph client (never an HTTP or
                               transport problem: those are `GraphResult`s)
 

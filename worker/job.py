@@ -31,6 +31,7 @@ from ig_outbound.producers.wire import BAD_JOB_MARKER
 from ig_outbound.worker import metrics
 from ig_outbound.worker.backoff import full_jitter
 from ig_outbound.worker.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
+from ig_outbound.worker.job_guard import owning_key
 from ig_outbound.worker.journal import Begin
 from ig_outbound.worker.outcomes import make_outcome, observe
 from ig_outbound.worker.payloads import build_body
@@ -75,12 +76,13 @@ async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
     job_id = str(ctx.get("job_id", "?"))
     job_try = int(ctx.get("job_try", 0) or 0)
     raw: Any = args[0] if len(args) == 1 and not kwargs else {"args": args, "kwargs": kwargs}
-    key = readable_key(raw)
     metrics.JOBS_IN_FLIGHT.inc()
-    with structlog.contextvars.bound_contextvars(job_id=job_id, job_try=job_try, key=key):
+    with structlog.contextvars.bound_contextvars(
+        job_id=job_id, job_try=job_try, key=readable_key(raw)
+    ):
         try:
             async with asyncio.timeout(services.settings.worker.job_timeout_s * 0.9):
-                run = _SendRun(services, raw, owner=f"{job_id}#{job_try}")
+                run = _SendRun(services, raw, job_id=job_id, job_try=job_try)
                 run.enqueued_ms = _enqueued_ms(ctx.get("enqueue_time"))
                 return await run.run()
         except _Done as done:
@@ -88,31 +90,73 @@ async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
         except Retry:
             raise
         except Exception as exc:  # never crash the worker, never lose the intent
-            return await _internal_error(services, raw, key, exc)
+            return await _internal_error(services, raw, job_id, job_try, exc)
         finally:
             metrics.JOBS_IN_FLIGHT.dec()
 
 
-async def _internal_error(services: Services, raw: Any, key: str | None, exc: Exception) -> str:
+async def _internal_error(
+    services: Services, raw: Any, job_id: str, job_try: int, exc: Exception
+) -> str:
+    """Retry later; after MAX_INTERNAL_ERRORS the intent whose job this is fails (counted in
+    its record). A job of no intent has no record to count in: ARQ's try number bounds it."""
     log.error("job_internal_error", error_type=type(exc).__name__, error=str(exc)[:300])
     metrics.RETRIES.labels(reason="internal_error").inc()
     count = 0
-    if key is not None:
-        try:
-            count = int(
-                await resolve(
-                    services.redis.hincrby(services.keys.record(key), "internal_errors", 1)
-                )
-            )
-            if count >= MAX_INTERNAL_ERRORS:
-                outcome = make_outcome(
-                    key=key, status=OutcomeStatus.FAILED, reason="internal_error"
-                )
-                observe(outcome, await services.journal.finish(outcome, _dump(raw)))
-                return "failed"
-        except Exception as inner:  # Redis may be the thing failing; retry later
-            log.warning("internal_error_bookkeeping_failed", error_type=type(inner).__name__)
+    try:
+        key = await owning_key(services, job_id)
+        count = job_try if key is None else await _count_internal_error(services, key)
+        if count >= MAX_INTERNAL_ERRORS:
+            return await _give_up(services, key, job_id, raw, exc)
+    except Exception as inner:  # Redis may be the thing failing; retry later
+        log.warning("internal_error_bookkeeping_failed", error_type=type(inner).__name__)
     raise Retry(defer=full_jitter(count + 1, 0.5, 30.0)) from None
+
+
+async def _count_internal_error(services: Services, key: str) -> int:
+    record = services.keys.record(key)
+    return int(await resolve(services.redis.hincrby(record, "internal_errors", 1)))
+
+
+async def _give_up(
+    services: Services, key: str | None, job_id: str, raw: Any, exc: Exception
+) -> str:
+    if key is None:
+        problem = Problem("job", "bad_job", f"internal error: {type(exc).__name__}")
+        await reject_job(services, job_id, [problem], raw)
+        return "rejected"
+    outcome = make_outcome(key=key, status=OutcomeStatus.FAILED, reason="internal_error")
+    observe(outcome, await services.journal.finish(outcome, _dump(raw)))
+    return "failed"
+
+
+async def reject_job(
+    services: Services, job_id: str, problems: list[Problem], raw: Any
+) -> str | None:
+    """End a job that holds no intent to send: the intent whose job it is (`owning_key`)
+    ends `rejected` (reason `bad_job` or `invalid_intent`, by the first problem), which
+    releases its conversation; a job of no intent becomes an unkeyed dead letter. The key
+    is never read from the payload, which may carry another intent's. Returns the key ended."""
+    reason = "bad_job" if problems and problems[0].type == "bad_job" else "invalid_intent"
+    key = await owning_key(services, job_id)
+    if key is None:
+        outcome = make_outcome(
+            key="", status=OutcomeStatus.REJECTED, reason=reason, problems=problems
+        )
+        await services.journal.dead_letter_unkeyed(outcome.model_dump_json(), _dump(raw))
+        log.warning("rejected_unkeyed_job", reason=reason, problems=len(problems))
+        return None
+    record = await services.journal.read(key)
+    outcome = make_outcome(
+        key=key,
+        status=OutcomeStatus.REJECTED,
+        reason=reason,
+        problems=problems,
+        attempts=record.attempts,
+        enqueued_ms=record.enqueued_ms,
+    )
+    observe(outcome, await services.journal.finish(outcome, _dump(raw)))
+    return key
 
 
 # ARQ's `et` (the enqueue script stamps it with Redis time); a raw job may carry 0 or junk.
@@ -128,18 +172,23 @@ def _enqueued_ms(value: object) -> int | None:
 
 def _dump(raw: Any) -> str:
     try:
-        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
+        text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str)
+        text.encode()  # a lone surrogate (JSON "\ud800") cannot reach Redis as UTF-8
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(raw, separators=(",", ":"), default=str)  # as \u escapes
+    except (TypeError, ValueError, RecursionError):
         return repr(raw)[:10_000]
 
 
 class _SendRun:
     """One run of the send job for one intent."""
 
-    def __init__(self, services: Services, raw: Any, owner: str) -> None:
+    def __init__(self, services: Services, raw: Any, *, job_id: str, job_try: int) -> None:
         self.s = services
         self.raw = raw
-        self.owner = owner
+        self.job_id = job_id
+        self.owner = f"{job_id}#{job_try}"
         self.intent: MessageIntent
         self.body: dict[str, Any]
         self.enqueued_ms: int | None = None
@@ -167,52 +216,38 @@ class _SendRun:
     async def _validate(self) -> MessageIntent:
         if isinstance(self.raw, dict) and BAD_JOB_MARKER in self.raw:
             reason = str(self.raw[BAD_JOB_MARKER])
-            await self._reject_raw(readable_key(self.raw), [Problem("job", "bad_job", reason)])
-            raise _Done("rejected")
+            await self._reject_raw([Problem("job", "bad_job", reason)])
         try:
-            return parse_intent(self.raw)
+            intent = parse_intent(self.raw)
         except IntentError as exc:
-            key = exc.key or readable_key(self.raw)
-            await self._reject_raw(key, exc.problems)
-            raise _Done("rejected") from None
+            await self._reject_raw(exc.problems)
+        if self.s.keys.job_id(intent.idempotency_key) != self.job_id:
+            # Someone else's intent in this job: it must neither send nor end that intent.
+            message = "the intent's idempotency key is not the one of this job id"
+            await self._reject_raw([Problem("job", "bad_job", message)])
+        return intent
 
-    async def _reject_raw(self, key: str | None, problems: list[Problem]) -> None:
-        reason = "bad_job" if problems and problems[0].type == "bad_job" else "invalid_intent"
-        if key is None:
-            outcome = make_outcome(
-                key="", status=OutcomeStatus.REJECTED, reason=reason, problems=problems
-            )
-            await self.s.journal.dead_letter_unkeyed(outcome.model_dump_json(), _dump(self.raw))
-            log.warning("rejected_unkeyed_job", problems=len(problems))
-            return
-        record = await self.s.journal.read(key)
-        outcome = make_outcome(
-            key=key,
-            status=OutcomeStatus.REJECTED,
-            reason=reason,
-            problems=problems,
-            attempts=record.attempts,
-            enqueued_ms=record.enqueued_ms,
-        )
-        observe(outcome, await self.s.journal.finish(outcome, _dump(self.raw)))
+    async def _reject_raw(self, problems: list[Problem]) -> NoReturn:
+        await reject_job(self.s, self.job_id, problems, self.raw)
+        raise _Done("rejected")
 
     def _deadline(self) -> datetime:
         enqueued = (
             datetime.fromtimestamp(self.enqueued_ms / 1000, UTC)
             if self.enqueued_ms
-            else datetime.now(UTC)
+            else self.s.clock.now()
         )
         return self.intent.not_after or enqueued + timedelta(
             seconds=self.s.settings.default_deadline_s
         )
 
     async def _check_deadline(self, deadline: datetime) -> None:
-        if datetime.now(UTC) >= deadline:
+        if self.s.clock.now() >= deadline:
             await self._finish(OutcomeStatus.EXPIRED, reason="deadline_passed")
 
     def _defer(self, seconds: float, deadline: datetime, reason: str) -> Retry:
         """A re-run after `seconds`, never later than just past the deadline."""
-        to_deadline = (deadline - datetime.now(UTC)).total_seconds() + 0.05
+        to_deadline = (deadline - self.s.clock.now()).total_seconds() + 0.05
         metrics.RETRIES.labels(reason=reason).inc()
         log.debug("deferred", reason=reason, seconds=round(seconds, 3))
         return Retry(defer=max(min(seconds, to_deadline), 0.01))
@@ -220,7 +255,7 @@ class _SendRun:
     def _check_not_before(self, deadline: datetime) -> None:
         nb = self.intent.not_before
         if nb is not None:
-            wait = (nb - datetime.now(UTC)).total_seconds()
+            wait = (nb - self.s.clock.now()).total_seconds()
             if wait > 0:
                 raise self._defer(wait, deadline, "not_before")
 
@@ -247,7 +282,7 @@ class _SendRun:
 
     async def _begin(self, deadline: datetime) -> None:
         key = self.intent.idempotency_key
-        park_until = min(datetime.now(UTC) + timedelta(seconds=PARK_S), deadline)
+        park_until = min(self.s.clock.now() + timedelta(seconds=PARK_S), deadline)
         park_until_ms = int(park_until.timestamp() * 1000) + 50
         begin = await self.s.journal.begin(
             key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms
@@ -259,6 +294,11 @@ class _SendRun:
             )
         if begin.verdict == "done":
             raise _Done("duplicate_run")
+        if begin.verdict == "gone":
+            # Its record was evicted or lost: whether it was sent cannot be known, so it is
+            # not sent again; the sweeper moves its conversation on.
+            log.error("record_lost")
+            await self._finish(OutcomeStatus.FAILED, reason="record_lost")
         if begin.verdict == "busy":
             raise self._defer(begin.retry_in_s + 0.05, deadline, "send_in_progress")
         if begin.verdict == "not_its_turn":
@@ -450,6 +490,7 @@ class _SendRun:
             error=error,
             attempts=self.attempts,
             enqueued_ms=self.enqueued_ms,
+            now_ms=self.s.clock.now_ms(),
         )
         published = await self.s.journal.finish(outcome, _dump(self.raw))
         observe(outcome, published)

@@ -7,10 +7,11 @@ Read from the environment with the prefix ``IG_OUTBOUND_``; nested sections use 
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, IPvAnyAddress, SecretStr
 
 from ig_outbound.producers.settings import ClientSettings
 
@@ -79,12 +80,20 @@ class WorkerTuning(BaseModel):
     health_check_interval_s: int = Field(default=15, ge=1)
     # Seconds SIGTERM waits for in-flight sends before cancelling them.
     drain_timeout_s: int = Field(default=20, ge=0)
+    # Every worker republishes its accounts and rate spacing this often (a Redis that lost
+    # them is refilled), and measures Redis's clock again (worker/clock.py).
+    republish_interval_s: float = Field(default=10.0, gt=0)
+    # One worker of the fleet sweeps stuck conversations this often (worker/housekeeping.py).
+    sweep_interval_s: float = Field(default=15.0, gt=0)
 
 
 class Settings(ClientSettings):
     """Every setting of ig-outbound (see the README's settings table)."""
 
+    # Approximate caps of the streams. An outcome is at most a few KB; a dead letter carries
+    # its intent too (at most 64 KiB), so the DLQ's worst case is dead_letters_maxlen x 64 KiB.
     outcomes_stream_maxlen: int = Field(default=100_000, ge=100)
+    dead_letters_maxlen: int = Field(default=10_000, ge=100)
     # What to do with a send whose fate is unknown (request left, no answer; worker killed
     # mid-send): `reconcile` (wait up to the grace period for its echo webhook, then resend),
     # `resend` at once (counted as an ambiguous send), or `fail` (outcome `unknown`).
@@ -103,6 +112,9 @@ class Settings(ClientSettings):
     tokens_file: Path | None = None
 
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # The address it listens on: 0.0.0.0 is every IPv4 interface, :: every interface (IPv6,
+    # and IPv4 where the OS maps it), 127.0.0.1 this host only. An IP address, not a name.
+    metrics_addr: IPvAnyAddress = IPv4Address("0.0.0.0")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from arq.worker import func
 from prometheus_client import start_http_server
 from redis.asyncio.retry import Retry as RedisRetry
@@ -17,10 +17,13 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ig_outbound.producers.connection import redis_params
+from ig_outbound.producers.connection import async_redis, redis_params
 from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.redis_safety import inspect_async, verdict
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.wire import SEND_JOB_NAME, dumps
+from ig_outbound.worker.arq_worker import load_settings
+from ig_outbound.worker.housekeeping import Housekeeping
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
 from ig_outbound.worker.logging import configure_logging
@@ -66,27 +69,71 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return rs
 
 
+def create_arq_pool(settings: Settings) -> ArqRedis:
+    """ARQ's Redis client, built by the one connection story (producers/connection.py): TLS
+    files, Sentinel, timeouts and the retry policy hold through the sentinels too, which
+    ARQ's own `create_pool` drops there. `ig-outbound worker` hands it to the worker."""
+    rs = redis_settings(settings)
+    pool = async_redis(
+        redis_params(settings),
+        redis_class=ArqRedis,
+        retry=rs.retry,
+        retry_on_error=rs.retry_on_error,
+        retry_on_timeout=True,
+    )
+    assert isinstance(pool, ArqRedis)
+    pool.job_serializer = dumps
+    pool.job_deserializer = load_job
+    pool.default_queue_name = Keys(settings.key_prefix).queue
+    return pool
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     tokens = TokenStore.from_settings(settings)
     configure_logging(settings.log_level, settings.log_format, secrets=tokens.secrets())
     services = Services.build(settings, ctx["redis"], tokens)
     ctx["igo"] = services
-    await services.limiter.publish()
-    if tokens.accounts():
-        # Account ids only (never tokens): producers refuse intents for accounts nobody serves.
-        await resolve(services.redis.sadd(services.keys.accounts, *tokens.accounts()))
+    note = verdict(
+        await inspect_async(services.redis), allow_data_loss=settings.redis_allow_data_loss
+    )  # raises (the worker does not start) for a Redis that can lose intents
+    if note:
+        log.warning("redis_data_safety", note=note)
+    await services.clock.sync()
+    services.clock.install_in_arq()
+    await _publish(services)
+    ctx["igo_housekeeping"] = housekeeping = Housekeeping(services, lambda: _publish(services))
+    housekeeping.start()
     if settings.metrics_port is not None:
         try:
-            start_http_server(settings.metrics_port)
+            start_http_server(settings.metrics_port, addr=str(settings.metrics_addr))
         except OSError as exc:  # e.g. a second worker on one host: keep sending regardless
-            log.error("metrics_port_unavailable", port=settings.metrics_port, error=str(exc))
+            log.error(
+                "metrics_port_unavailable",
+                addr=str(settings.metrics_addr),
+                port=settings.metrics_port,
+                error=str(exc),
+            )
     log.info("worker_started", accounts=len(tokens.accounts()), queue=services.keys.queue)
+
+
+async def _publish(services: Services) -> None:
+    """What producers need from the fleet, (re)written: the rate spacing, the account ids
+    (never tokens: producers refuse intents for accounts nobody serves); and Redis's clock
+    measured again."""
+    await services.limiter.publish()
+    accounts = services.tokens.accounts()
+    if accounts:
+        await resolve(services.redis.sadd(services.keys.accounts, *accounts))
+    await services.clock.sync()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     # An exception escaping an ARQ hook kills the worker (arq-notes A.3): never let one out.
     try:
+        housekeeping: Housekeeping | None = ctx.get("igo_housekeeping")
+        if housekeeping is not None:
+            await housekeeping.stop()
         services: Services | None = ctx.get("igo")
         if services is not None:
             await services.graph.aclose()
@@ -125,4 +172,6 @@ def build_worker_settings(settings: Settings) -> type:
     return type("WorkerSettings", (), attrs)
 
 
-WorkerSettings = build_worker_settings(get_settings())
+# `load_settings`: a bad environment fails the import naming each setting, never its value
+# (ARQ's CLI prints the import error; a malformed IG_OUTBOUND_TOKENS must not show there).
+WorkerSettings = build_worker_settings(load_settings())

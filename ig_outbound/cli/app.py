@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from ig_outbound.producers.settings import ClientSettings
 
 app = typer.Typer(
     add_completion=False,
@@ -18,6 +24,69 @@ app = typer.Typer(
 
 def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _fail(data: dict[str, object]) -> typer.Exit:
+    """Print an error as one JSON line (a log collector keeps it whole); the caller raises
+    the returned exit (code 2)."""
+    typer.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str))
+    return typer.Exit(2)
+
+
+def _settings_problems(exc: ValidationError | SettingsError) -> list[dict[str, str]]:
+    """pydantic's problems by setting, without the input (it may be a token or a password)."""
+    from ig_outbound.worker.arq_worker import settings_problems
+
+    return settings_problems(exc)
+
+
+def _client_settings() -> ClientSettings:
+    """The producer side's settings, or one error line and exit 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from ig_outbound.producers.settings import get_client_settings
+
+    try:
+        return get_client_settings()
+    except (ValidationError, SettingsError) as exc:
+        raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
+
+
+class _RedisErrors:
+    """Turns a failure to use Redis inside a command into one JSON line naming the Redis
+    (password hidden) and exit 2, instead of a traceback."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        import redis
+
+        from ig_outbound.producers.connection import RedisTargetError, redis_params
+        from ig_outbound.producers.errors import OutboundError
+        from ig_outbound.worker.supervisor import redis_problem
+
+        if isinstance(exc, RedisTargetError):
+            raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
+        if isinstance(exc, OutboundError):  # e.g. a Redis that may lose data, refused
+            raise _fail({**exc.as_dict(), "redis": redis_params(self.settings).display}) from None
+        if isinstance(exc, redis.RedisError | OSError):
+            problem = redis_problem(exc)
+            # The class only: redis-py's message could carry connection details.
+            raise _fail(
+                {
+                    "error": problem.code,
+                    "redis": redis_params(self.settings).display,
+                    "message": problem.message,
+                    "detail": problem.error_type,
+                }
+            ) from None
 
 
 def _require_emulator_extra() -> None:
@@ -39,28 +108,47 @@ def _require_emulator_extra() -> None:
 def worker() -> None:
     """Run a worker under a supervisor that outlives Redis outages (ARQ's CLI works too)."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
+    from ig_outbound.producers.connection import RedisTargetError, redis_params
+    from ig_outbound.producers.errors import OutboundError
     from ig_outbound.worker.errors import TokenConfigError
     from ig_outbound.worker.settings import get_settings
     from ig_outbound.worker.tokens import TokenStore
 
     try:
-        TokenStore.from_settings(get_settings())
-    except ValidationError as exc:
-        problems = [
-            {"setting": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-        _print_json({"error": "invalid_settings", "problems": problems})
-        raise typer.Exit(2) from None
+        settings = get_settings()
+        TokenStore.from_settings(settings)
+        target = redis_params(settings).display
+    except (ValidationError, SettingsError) as exc:
+        raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
     except TokenConfigError as exc:
-        _print_json({"error": "invalid_tokens", "message": str(exc)})
-        raise typer.Exit(2) from None
+        raise _fail({"error": "invalid_tokens", "message": str(exc)}) from None
+    except RedisTargetError as exc:
+        raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
 
     from ig_outbound.worker import WorkerSettings
-    from ig_outbound.worker.supervisor import run_supervised
+    from ig_outbound.worker.supervisor import RedisUnusableError, probe_redis, run_supervised
+    from ig_outbound.worker.worker_settings import create_arq_pool
 
-    run_supervised(WorkerSettings)
+    try:
+        run_supervised(
+            WorkerSettings,
+            probe=lambda: probe_redis(settings),
+            pool=lambda: create_arq_pool(settings),
+        )
+    except RedisUnusableError as exc:
+        problem = exc.problem
+        raise _fail(
+            {
+                "error": problem.code,
+                "redis": target,
+                "message": problem.message,
+                "detail": problem.error_type,
+            }
+        ) from None
+    except OutboundError as exc:  # e.g. a Redis that may lose data, refused at start
+        raise _fail({**exc.as_dict(), "redis": target}) from None
 
 
 @app.command()
@@ -112,9 +200,13 @@ def send(
     except json.JSONDecodeError as exc:
         _print_json({"error": "invalid_json", "message": str(exc)})
         raise typer.Exit(2) from None
+    except RecursionError:  # nested deeper than Python's stack: never intents
+        _print_json({"error": "invalid_json", "message": "nested too deeply"})
+        raise typer.Exit(2) from None
     items = data if isinstance(data, list) else [data]
     refused = False
-    with SyncOutboundClient.connect() as client:
+    settings = _client_settings()
+    with _RedisErrors(settings), SyncOutboundClient.connect(settings=settings) as client:
         results = client.enqueue_many(items)
         for result in results:
             row: dict[str, object] = {"key": result.key, "status": result.status}
@@ -136,7 +228,8 @@ def status(key: Annotated[str, typer.Argument(help="Idempotency key.")]) -> None
     """Show the state and outcome of one intent."""
     from ig_outbound.producers.enqueue import SyncOutboundClient
 
-    with SyncOutboundClient.connect() as client:
+    settings = _client_settings()
+    with _RedisErrors(settings), SyncOutboundClient.connect(settings=settings) as client:
         outcome = client.outcome(key)
         state = client.state(key)
     if state is None:
@@ -185,38 +278,41 @@ def _dlq_error(error: str, message: str, **extra: object) -> typer.Exit:
     return typer.Exit(2)
 
 
-class _DlqErrors:
-    """Turns a Redis or argument error inside a `dlq` command into JSON and exit 2."""
-
-    def __enter__(self) -> None:
-        return None
+class _DlqErrors(_RedisErrors):
+    """`_RedisErrors`, and a bad argument (a ValueError) as `invalid_argument`."""
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        import redis
+        from ig_outbound.producers.connection import RedisTargetError
 
-        if isinstance(exc, redis.RedisError):
-            # The class only: a message could carry connection details.
-            raise _dlq_error("redis_error", type(exc).__name__) from None
-        if isinstance(exc, ValueError):
+        if isinstance(exc, ValueError) and not isinstance(exc, RedisTargetError):
             raise _dlq_error("invalid_argument", str(exc)) from None
+        super().__exit__(exc_type, exc, tb)
+
+
+# No dead letter is older than this: a longer age is a typo, not a choice (and a timedelta
+# cannot hold 99999999999999 weeks).
+_MAX_AGE_S = 100 * 365 * 86400
+_MAX_AGE_DIGITS = 12
 
 
 def _dlq_duration(text: str) -> float:
-    """`7d`, `12h`, `1d12h`, `30m`, `90s`, `2w` -> seconds."""
+    """`7d`, `12h`, `1d12h`, `30m`, `90s`, `2w` -> seconds (at most 100 years)."""
     import re
 
-    if not re.fullmatch(r"(?:\d+[smhdw])+", text.strip()):
+    spec = text.strip()
+    if not re.fullmatch(r"(?:\d+[smhdw])+", spec):
         raise _dlq_error(
-            "invalid_duration", f"{text!r} is not a duration like 7d, 12h, 1d12h, 30m or 90s"
+            "invalid_duration", f"{spec[:40]!r} is not a duration like 7d, 12h, 1d12h, 30m or 90s"
         )
-    return float(
-        sum(
-            int(n) * _DURATION_UNITS[unit]
-            for n, unit in re.findall(r"(\d+)([smhdw])", text.strip())
-        )
-    )
+    parts = re.findall(r"(\d+)([smhdw])", spec)
+    # int() refuses thousands of digits; a dozen is already far past the limit.
+    too_long = any(len(n) > _MAX_AGE_DIGITS for n, _ in parts)
+    seconds = 0 if too_long else sum(int(n) * _DURATION_UNITS[unit] for n, unit in parts)
+    if too_long or seconds > _MAX_AGE_S:
+        raise _dlq_error("invalid_duration", f"{spec[:40]!r} is longer than 100 years")
+    return float(seconds)
 
 
 @dlq_app.command("list")
@@ -237,7 +333,8 @@ def dlq_list(
         raise _dlq_error("invalid_status", f"status must be one of {', '.join(_DLQ_STATUSES)}")
     if not 1 <= count <= 10_000:
         raise _dlq_error("invalid_count", "count must be between 1 and 10000")
-    with _DlqErrors(), DeadLetters.connect() as dlq:
+    settings = _client_settings()
+    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
         letters = dlq.list(count=count, status=status, after=after, key=key)
     _print_json(
         {
@@ -253,7 +350,8 @@ def dlq_show(entry_id: Annotated[str, typer.Argument(help="Stream entry id.")]) 
     """Show one dead letter: its intent, outcome and replay."""
     from ig_outbound.producers.dlq import DeadLetters
 
-    with _DlqErrors(), DeadLetters.connect() as dlq:
+    settings = _client_settings()
+    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
         letter = dlq.show(entry_id)
     if letter is None:
         raise _dlq_error("unknown_entry", "no such dead-letter entry", entry_id=entry_id)
@@ -273,7 +371,8 @@ def dlq_replay(
 
     if bool(entry_ids) == all_:
         raise _dlq_error("invalid_arguments", "give entry ids or --all (not both)")
-    with _DlqErrors(), DeadLetters.connect() as dlq:
+    settings = _client_settings()
+    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
         results = dlq.replay(ALL if all_ else (entry_ids or []), dry_run=dry_run)
     totals: dict[str, int] = {}
     for result in results:
@@ -299,7 +398,8 @@ def dlq_purge(
     if sum((bool(entry_ids), all_, older_than is not None)) != 1:
         raise _dlq_error("invalid_arguments", "give entry ids, --all or --older-than (one)")
     age = None if older_than is None else timedelta(seconds=_dlq_duration(older_than))
-    with _DlqErrors(), DeadLetters.connect() as dlq:
+    settings = _client_settings()
+    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
         if age is not None:
             purged = dlq.purge(older_than=age)
         else:

@@ -1,4 +1,5 @@
-"""A local stack of real processes: a private redis-server and worker processes.
+"""A local stack of real processes: a private redis-server (plain, TLS only, or with ACL
+users), a Redis Sentinel watching it, and worker processes.
 
 Used by the demo, the test suite and the benchmarks, so all three run the product the way
 production does (separate processes, real Redis, real HTTP), and all clean up after
@@ -15,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Literal
 
 import redis
 
@@ -26,6 +28,10 @@ from ig_outbound.harness.env import inherited_env, settings_env
 from ig_outbound.harness.errors import LocalStackError
 from ig_outbound.harness.wait import wait_until
 from ig_outbound.worker.settings import Settings
+
+if TYPE_CHECKING:
+    # Only a type here: the certificates (and `cryptography`) are the caller's business.
+    from ig_outbound.harness.tls import TlsFiles
 
 
 def free_port() -> int:
@@ -46,67 +52,147 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float, sig: int = signal.SIGTE
         proc.wait(timeout=5)
 
 
+def _redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise LocalStackError(
+            "redis-server is not on PATH: install it (Debian: apt-get install redis-server) "
+            "or set IG_OUTBOUND_REDIS_URL to a Redis you run"
+        )
+    return binary
+
+
+def _wait_ready(
+    proc: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    log_path: Path,
+    what: str,
+    timeout_s: float,
+) -> None:
+    """Wait until `ready()`; a process that exits first fails at once with its log's tail
+    (a bad argument or certificate must not look like a slow start)."""
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            log = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+            raise LocalStackError(f"{what} exited at start:\n{log}")
+        return ready()
+
+    try:
+        wait_until(answers, timeout_s, what, poll_s=0.02)
+    except TimeoutError:
+        _stop(proc, 5.0)  # nothing is left running behind a failed start
+        raise LocalStackError(f"{what} did not answer") from None
+
+
 @dataclass
 class RedisServer:
-    """A private `redis-server` on a free loopback port; can be killed and restarted."""
+    """A private `redis-server` on a free loopback port; can be killed and restarted.
+
+    With `tls` it listens with TLS only, on `port` (no plain port), and `url` is `rediss://`;
+    `tls_auth_clients` says whether clients must show a certificate (`"yes"`: mutual TLS) or
+    may (`"optional"`: the server is verified, clients are not). `extra_args` go last on the
+    command line, so they win (`["--user", "app", "on", ">pw", "~*", "+@all"]` adds an ACL
+    user, `["--user", "default", "off"]` turns the password-less default user off)."""
 
     port: int = field(default_factory=free_port)
-    persistent: bool = False
+    # AOF on, as ig-outbound requires of a production Redis (producers/redis_safety.py);
+    # benchmarks turn it off and allow the data loss instead.
+    persistent: bool = True
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="igo-redis-")))
     _proc: subprocess.Popen[bytes] | None = None
+    tls: TlsFiles | None = None
+    tls_auth_clients: Literal["yes", "optional", "no"] = "optional"
+    extra_args: Sequence[str] = ()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "redis.log"
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise LocalStackError(
-                "redis-server is not on PATH: install it (Debian: apt-get install redis-server) "
-                "or set IG_OUTBOUND_REDIS_URL to a Redis you run"
-            )
+        proc = self._proc = subprocess.Popen(
+            self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = self._probe_client()
+
+        def ready() -> bool:
+            try:
+                return bool(client.ping())
+            # Up, but closed to strangers (default user off or without PING): it answered.
+            except (redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError):
+                return True
+            except redis.exceptions.RedisError:
+                return False
+
+        try:
+            _wait_ready(proc, ready, self.log_path, f"redis-server on port {self.port}", timeout_s)
+        finally:
+            client.close()
+        return self
+
+    def _command(self) -> list[str]:
         persistence = (
             ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
             if self.persistent
             else ["--appendonly", "no", "--save", ""]
         )
-        proc = self._proc = subprocess.Popen(
-            [
-                binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.workdir),
-                "--logfile", str(self.workdir / "redis.log"),
-                "--daemonize", "no",
-                *persistence,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        return [
+            _redis_binary(),
+            *self._listen_args(),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.workdir),
+            "--logfile", str(self.log_path),
+            "--daemonize", "no",
+            *persistence,
+            *self.extra_args,
+        ]  # fmt: skip
 
-        def answers() -> bool:
-            if proc.poll() is not None:
-                log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-                raise LocalStackError(f"redis-server exited at start:\n{log}")
-            try:
-                return bool(client.ping())
-            except redis.exceptions.RedisError:
-                return False
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0",
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls.server_cert),
+            "--tls-key-file", str(self.tls.server_key),
+            "--tls-ca-cert-file", str(self.tls.ca_cert),
+            "--tls-auth-clients", self.tls_auth_clients,
+        ]  # fmt: skip
 
-        try:
-            wait_until(answers, timeout_s, f"redis-server on port {self.port}", poll_s=0.02)
-        except TimeoutError:
-            raise LocalStackError(f"redis-server did not answer on port {self.port}") from None
-        finally:
-            client.close()
-        return self
+    def _probe_client(self) -> redis.Redis:
+        """A client that can reach this server whatever its TLS mode (it shows the client
+        certificate, which `"yes"` requires and the other modes accept)."""
+        if self.tls is None:
+            return redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        return redis.Redis(
+            port=self.port,
+            socket_connect_timeout=0.2,
+            ssl=True,
+            ssl_ca_certs=str(self.tls.ca_cert),
+            ssl_certfile=str(self.tls.client_cert),
+            ssl_keyfile=str(self.tls.client_key),
+        )
 
     def stop(self, *, kill: bool = False) -> None:
         if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)  # a frozen server cannot stop
             _stop(self._proc, 5.0, signal.SIGKILL if kill else signal.SIGTERM)
             self._proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its connections but answers nothing (a hung host)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after `freeze`."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def restart(self, down_s: float = 0.0) -> None:
         self.stop()
@@ -118,7 +204,97 @@ class RedisServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # `with` calls no __exit__ when __enter__ fails
+            raise
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@dataclass
+class SentinelServer:
+    """A private Redis Sentinel (`redis-server sentinel.conf --sentinel`) on a free loopback
+    port, watching one primary as `master_name` with a quorum of 1: enough for clients that
+    ask it for the primary by name (`redis_sentinels`, `redis_sentinel_master`).
+
+    Sentinel rewrites its config file, so it lives in `workdir`. `extra_config` adds lines
+    to it (`sentinel auth-pass <name> <password>` for a primary with a password)."""
+
+    primary_port: int
+    master_name: str = "igo-primary"
+    primary_host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="igo-sentinel-")))
+    extra_config: Sequence[str] = ()
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """`host:port`, as `redis_sentinels` takes it."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "sentinel.log"
+
+    def start(self, timeout_s: float = 10.0) -> SentinelServer:
+        conf = self.workdir / "sentinel.conf"
+        conf.write_text(self._config(), encoding="utf-8")
+        proc = self._proc = subprocess.Popen(
+            [_redis_binary(), str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, decode_responses=True)
+        what = f"redis sentinel on port {self.port}"
+        try:
+            _wait_ready(proc, lambda: self._names_primary(client), self.log_path, what, timeout_s)
+        finally:
+            client.close()
+        return self
+
+    def _names_primary(self, client: redis.Redis) -> bool:
+        """The sentinel answers and gives our primary's address for `master_name`."""
+        try:
+            # redis-py's sentinel commands carry no annotations.
+            found = client.sentinel_get_master_addr_by_name(self.master_name)  # type: ignore[no-untyped-call]
+        except redis.exceptions.RedisError:
+            return False
+        return bool(found == (self.primary_host, self.primary_port))
+
+    def _config(self) -> str:
+        name = self.master_name
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"dir {self.workdir}",
+            f"logfile {self.log_path}",
+            "daemonize no",
+            f"sentinel monitor {name} {self.primary_host} {self.primary_port} 1",
+            *self.extra_config,
+        ]
+        return "\n".join(lines) + "\n"
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _stop(self._proc, 5.0)
+            self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> SentinelServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # `with` calls no __exit__ when __enter__ fails
+            raise
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

@@ -10,9 +10,8 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 
-import redis
-
 from ig_outbound.harness.errors import LocalStackError
+from ig_outbound.producers.connection import connect_sync
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.settings import ClientSettings
 
@@ -57,7 +56,7 @@ def wait_registered(settings: ClientSettings, accounts: int, timeout_s: float = 
     """Wait until the workers of `settings`' Redis and key prefix have registered `accounts`
     account ids: producers refuse an account before (so a stack is ready only then)."""
     keys = Keys(settings.key_prefix)
-    r = redis.Redis.from_url(settings.redis_url)
+    r = connect_sync(settings)  # TLS, ACL users and Sentinel as the stack's settings say
     try:
         return wait_until(
             lambda: int(r.scard(keys.accounts)) >= accounts,  # type: ignore[arg-type]

@@ -93,6 +93,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "throttle_pause_s": 0.5,
                 "account_pause_s": 0.5,
             },
+            # The sweeper's tests wait for it: sweep often.
+            worker={"sweep_interval_s": 0.5},
             log_level="debug",
         )
         worker = WorkerProcess.from_settings(settings, log_path=log).start()

@@ -57,10 +57,19 @@ async def _dead_letter(client: OutboundClient, dlq: DeadLetters, intent: dict[st
     return _only(dlq, intent["idempotency_key"])
 
 
-def _raw_job(stack: Stack, r: Any, payload: str) -> None:
-    job_id = f"dlq-raw-{uuid.uuid4().hex}"
+def _raw_job(stack: Stack, r: Any, payload: str, job_id: str | None = None) -> None:
+    """Plant a job; under a random job id unless it is to replace an intent's own job (a bad
+    job ends only the intent whose job id it runs under)."""
+    job_id = job_id or f"dlq-raw-{uuid.uuid4().hex}"
     r.set(f"arq:job:{job_id}", payload, px=3_600_000)
     r.zadd(stack.keys.queue, {job_id: int(time.time() * 1000)})
+
+
+async def _parked(client: OutboundClient, stack: Stack, intent: dict[str, Any]) -> str:
+    """Enqueue `intent` with its job an hour away; returns the job id to plant under."""
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    await client.enqueue({**intent, "not_before": later})
+    return stack.keys.job_id(intent["idempotency_key"])
 
 
 def _send_job(arg: Any) -> str:
@@ -232,10 +241,12 @@ async def test_replay_refuses_what_cannot_be_replayed(
         "recipient": {},
         "content": {"kind": "text", "text": "x" * 1001},
     }
-    _raw_job(stack, raw_redis, _send_job(bad))
+    valid = make_intent(key, ACCOUNT_A, USERS[33], _text("valid"))
+    _raw_job(stack, raw_redis, _send_job(bad), await _parked(client, stack, valid))
     # A keyed job of an unknown name (quarantined by the worker: not an intent).
-    named = make_intent(new_key("dlq-named"), ACCOUNT_A, USERS[0], _text("named"))
-    _raw_job(stack, raw_redis, json.dumps({"t": None, "f": "nope", "a": [named], "k": {}}))
+    named = make_intent(new_key("dlq-named"), ACCOUNT_A, USERS[34], _text("named"))
+    job_id = await _parked(client, stack, named)
+    _raw_job(stack, raw_redis, json.dumps({"t": None, "f": "nope", "a": [named], "k": {}}), job_id)
     # Keyless garbage: an object without a key, and text that is not JSON.
     marker = uuid.uuid4().hex
     _raw_job(stack, raw_redis, _send_job({"marker": marker}))

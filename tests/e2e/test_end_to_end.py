@@ -380,6 +380,14 @@ def _raw_job(stack: Stack, r: Any, job_id: str, payload: str) -> None:
     r.zadd(stack.keys.queue, {job_id: int(time.time() * 1000)})
 
 
+async def _parked(client: OutboundClient, stack: Stack, key: str, user: str) -> str:
+    """Enqueue an intent whose own job waits an hour; a job planted under its job id (the
+    only way a bad job can end an intent) runs instead."""
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    await client.enqueue(make_intent(key, ACCOUNT_A, user, KINDS["text"], not_before=later))
+    return stack.keys.job_id(key)
+
+
 async def test_bad_jobs_from_raw_redis_end_rejected_and_the_worker_lives_on(
     client: OutboundClient, raw_redis: Any, stack: Stack, new_key: Any
 ) -> None:
@@ -391,7 +399,7 @@ async def test_bad_jobs_from_raw_redis_end_rejected_and_the_worker_lives_on(
         "content": {"kind": "text", "text": "x" * 1001, "extra": 1},
     }
     job: dict[str, Any] = {"t": None, "f": "ig_outbound.send", "a": [bad_intent], "k": {}, "et": 0}
-    _raw_job(stack, raw_redis, "raw-1", json.dumps(job))
+    _raw_job(stack, raw_redis, await _parked(client, stack, key, USERS[31]), json.dumps(job))
     unkeyed: dict[str, Any] = {
         "t": None,
         "f": "ig_outbound.send",
@@ -414,7 +422,8 @@ async def test_bad_jobs_from_raw_redis_end_rejected_and_the_worker_lives_on(
     unknown_key = new_key("unknown-fn")
     good_intent = make_intent(unknown_key, ACCOUNT_A, USERS[0], KINDS["text"])
     unknown_fn: dict[str, Any] = {"t": None, "f": "nope", "a": [good_intent], "k": {}, "et": 0}
-    _raw_job(stack, raw_redis, "raw-5", json.dumps(unknown_fn))
+    job_id = await _parked(client, stack, unknown_key, USERS[32])
+    _raw_job(stack, raw_redis, job_id, json.dumps(unknown_fn))
     _raw_job(stack, raw_redis, "raw-6", json.dumps({"f": "ig_outbound.send", "a": 3}))
 
     outcome = await client.wait(key, timeout=20)
