@@ -26,6 +26,7 @@ from ig_outbound.producers.errors import (
     OutboundError,
     Problem,
     UnknownAccountError,
+    WindowClosedError,
 )
 from ig_outbound.producers.intent import MAX_INTENT_BYTES, MessageIntent
 from ig_outbound.producers.keys import Keys
@@ -100,8 +101,18 @@ def _prepare(intent: MessageIntent, keys: Keys, settings: ClientSettings) -> _Ca
             _ms(intent.not_after),
             settings.default_deadline_s * 1000,
             settings.idempotency_retention_s * 1000,
+            _ms(intent.window_hint),
         ],
     )
+
+
+_WINDOW_MESSAGES = {
+    "window_closed": "the conversation's messaging window has closed (24 h after the user's "
+    "last message, 7 days for HUMAN_AGENT and private replies)",
+    "window_unknown": "no webhook fact and no window_hint say when the user last wrote, and "
+    "the window policy refuses unknown windows",
+    "private_reply_already_sent": "the comment already has its one private reply",
+}
 
 
 def _text(value: object) -> str:
@@ -121,6 +132,8 @@ def _interpret(key: str, reply: Sequence[object]) -> EnqueueResult:
         )
     elif status == "unknown_account":
         error = UnknownAccountError(f"no worker holds a token for account {detail!r}")
+    elif status == "window_closed":
+        error = WindowClosedError(_WINDOW_MESSAGES.get(detail, detail), reason=detail)
     else:
         loc = _text(reply[2]) if len(reply) > 2 else "intent"
         error = IntentError([Problem(loc, "invalid", detail)], key=key)

@@ -3,6 +3,8 @@
     OutboundError                  base of every producer-side refusal
      ├── IntentError               the intent is malformed; `problems` names each problem
      ├── UnknownAccountError       no worker of the fleet holds a token for the account
+     ├── WindowClosedError         the conversation's messaging window is closed (or unknown
+     │                             and refused by policy; or the comment was answered)
      └── IdempotencyConflictError  the key was used before with other content
 
 The worker side has its own root (`ig_outbound.worker.errors.WorkerError`), the local
@@ -85,3 +87,18 @@ class IdempotencyConflictError(OutboundError, ValueError):
     """The key was used before with different content (Stripe's semantics)."""
 
     code = "idempotency_conflict"
+
+
+class WindowClosedError(OutboundError, ValueError):
+    """Meta would refuse this send: its conversation window has closed (`reason`:
+    `window_closed`, `window_unknown` when the policy refuses unknown windows, or
+    `private_reply_already_sent`). Nothing was queued."""
+
+    code = "window_closed"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "reason": self.reason, "message": str(self)}

@@ -19,11 +19,8 @@ from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.wire import ECHO_RETENTION_S, ECHOES_PER_CONVERSATION
 
-ECHO_RETENTION_S = 2 * 24 * 3600
-# Echoes kept per conversation (the newest): reconciling looks back seconds, not days, and a
-# chatty conversation must not grow without bound.
-ECHOES_PER_CONVERSATION = 500
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "file"})
 
 

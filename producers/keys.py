@@ -42,6 +42,14 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "rate_window": "{prefix}:win:{account}:{rate_class}",
         "rate_tat": "{prefix}:tat:{account}:{rate_class}",
         "pause": "{prefix}:pause:{account}",
+        "policy": "{prefix}:policy",
+        "user_last_message": "{prefix}:lastmsg:{account}:{user}",
+        "comment": "{prefix}:comment:{comment}",
+        "echo_claims": "{prefix}:claimed:{account}:{recipient}",
+        "webhooks": "{prefix}:webhooks",
+        "inbound": "{prefix}:inbound",
+        "inbound_seen": "{prefix}:inseen:{account}:{event}",
+        "gateway_alive": "{prefix}:gateway:alive",
         "slow": "{prefix}:slow:{account}",
     }
 )
@@ -154,6 +162,42 @@ class Keys:
     def rate_tat(self, account_id: str, rate_class: str) -> str:
         """String: GCRA theoretical arrival time (ms) of the next slot (reservations)."""
         return self._key("rate_tat", account=account_id, rate_class=rate_class)
+
+    @property
+    def policy(self) -> str:
+        """Hash: the window policy the workers publish for the enqueue script."""
+        return self._key("policy")
+
+    def user_last_message(self, account_id: str, user_id: str) -> str:
+        """String (ms): when the user last messaged the account (webhook facts)."""
+        return self._key("user_last_message", account=account_id, user=user_id)
+
+    def comment(self, comment_id: str) -> str:
+        """Hash: a comment's facts (account, user, created_ms, replied) from webhooks."""
+        return self._key("comment", comment=comment_id)
+
+    def echo_claims(self, account_id: str, recipient_id: str) -> str:
+        """Sorted set: echo mids already attributed to a send of this conversation."""
+        return self._key("echo_claims", account=account_id, recipient=recipient_id)
+
+    @property
+    def webhooks(self) -> str:
+        """Stream: webhook bodies the gateway acknowledged and has yet to process."""
+        return self._key("webhooks")
+
+    @property
+    def inbound(self) -> str:
+        """Stream: normalised inbound events, for upstream consumers (docs/inbound.md)."""
+        return self._key("inbound")
+
+    def inbound_seen(self, account_id: str, event_id: str) -> str:
+        """String with a TTL: this inbound event was processed (redeliveries count once)."""
+        return self._key("inbound_seen", account=account_id, event=event_id)
+
+    @property
+    def gateway_alive(self) -> str:
+        """String with a TTL: a gateway is processing webhooks (echoes flow)."""
+        return self._key("gateway_alive")
 
     def pause(self, account_id: str) -> str:
         """String with a TTL: the account is paused fleet-wide while it exists."""

@@ -27,11 +27,26 @@ from ig_outbound.producers.intent import (
     MAX_INTENT_DEPTH,
     RECIPIENT_COMMENT_PREFIX,
     RECIPIENT_ID_PREFIX,
+    Tag,
 )
 from ig_outbound.producers.keys import KEY_TEMPLATES, template_fields
 from ig_outbound.producers.rate_class import MEDIA_KINDS, RateClass
 from ig_outbound.producers.settings import MIN_RETENTION_S
-from ig_outbound.producers.wire import JOB_TTL_MARGIN_MS, MAX_EPOCH_MS, SEND_JOB_NAME
+from ig_outbound.producers.window import (
+    FACTS_TTL_S,
+    WINDOW_HUMAN_AGENT_S,
+    WINDOW_MARGIN_S,
+    WINDOW_PRIVATE_REPLY_S,
+    WINDOW_STANDARD_S,
+    WINDOW_UNKNOWN,
+)
+from ig_outbound.producers.wire import (
+    ECHO_RETENTION_S,
+    ECHOES_PER_CONVERSATION,
+    JOB_TTL_MARGIN_MS,
+    MAX_EPOCH_MS,
+    SEND_JOB_NAME,
+)
 
 _LUA_DIR = files("ig_outbound.producers").joinpath("lua")
 
@@ -83,9 +98,21 @@ def _constants() -> list[str]:
         "MAX_EPOCH_MS": MAX_EPOCH_MS,
         "MIN_RETENTION_MS": MIN_RETENTION_S * 1000,
         "JOB_TTL_MARGIN_MS": JOB_TTL_MARGIN_MS,
+        "DEFAULT_WINDOW_STANDARD_MS": WINDOW_STANDARD_S * 1000,
+        "DEFAULT_WINDOW_HUMAN_AGENT_MS": WINDOW_HUMAN_AGENT_S * 1000,
+        "DEFAULT_WINDOW_PRIVATE_REPLY_MS": WINDOW_PRIVATE_REPLY_S * 1000,
+        "DEFAULT_WINDOW_MARGIN_MS": WINDOW_MARGIN_S * 1000,
+        "FACTS_TTL_MS": FACTS_TTL_S * 1000,
+        "ECHO_RETENTION_MS": ECHO_RETENTION_S * 1000,
+        "ECHOES_KEPT": ECHOES_PER_CONVERSATION,
     }
     lines = [f"local {name} = {value}" for name, value in numbers.items()]
-    return [*lines, f"local SEND_JOB_NAME = {_lua_string(SEND_JOB_NAME)}"]
+    return [
+        *lines,
+        f"local SEND_JOB_NAME = {_lua_string(SEND_JOB_NAME)}",
+        f"local DEFAULT_WINDOW_UNKNOWN = {_lua_string(WINDOW_UNKNOWN)}",
+        f"local HUMAN_AGENT_TAG = {_lua_string(Tag.HUMAN_AGENT.value)}",
+    ]
 
 
 def generate_prelude() -> str:
@@ -128,14 +155,14 @@ def _script(name: str, *libraries: str) -> LuaScript:
 
 
 # The library files; every other .lua file is a script body.
-LIBRARIES = frozenset({"gcra", "strict_json", "conversation"})
+LIBRARIES = frozenset({"gcra", "strict_json", "conversation", "window"})
 
 SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
     {
         s.name: s
         for s in (
-            _script("enqueue", "gcra", "strict_json"),
-            _script("journal_begin"),
+            _script("enqueue", "gcra", "strict_json", "window"),
+            _script("journal_begin", "window"),
             _script("journal_unconfirm"),
             _script("journal_release"),
             _script("journal_finish", "conversation"),

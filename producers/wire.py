@@ -18,6 +18,10 @@ BAD_JOB_MARKER = "__bad_job__"
 # The ARQ job key outlives the intent's deadline by this much, so the worker can still end
 # a late job `expired`.
 JOB_TTL_MARGIN_MS = 3_600_000
+# Echo webhooks are kept this long, the newest this many per conversation: reconciling an
+# ambiguous send looks back seconds, and a chatty conversation must not grow without bound.
+ECHO_RETENTION_S = 2 * 24 * 3600
+ECHOES_PER_CONVERSATION = 500
 # Epoch milliseconds above this (year 2286) are not times but junk.
 MAX_EPOCH_MS = 10_000_000_000_000
 

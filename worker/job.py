@@ -294,6 +294,16 @@ class _SendRun:
             )
         if begin.verdict == "done":
             raise _Done("duplicate_run")
+        if begin.verdict == "window_closed":
+            # `state` is why: the window closed (or, for a private reply, its comment was
+            # answered already): no API call, Graph would refuse it (10/2534022).
+            metrics.WINDOW_REFUSALS.labels(stage="send", reason=begin.state or "").inc()
+            status = (
+                OutcomeStatus.REJECTED
+                if begin.state == "private_reply_already_sent"
+                else OutcomeStatus.EXPIRED
+            )
+            await self._finish(status, reason=begin.state)
         if begin.verdict == "gone":
             # Its record was evicted or lost: whether it was sent cannot be known, so it is
             # not sent again; the sweeper moves its conversation on.

@@ -33,7 +33,7 @@ from ig_outbound.producers.scripts import (
 class Begin:
     """Answer of `Journal.begin`: go ahead (`attempt` is this send's number) or not."""
 
-    verdict: Literal["go", "done", "busy", "ambiguous", "not_its_turn", "gone"]
+    verdict: Literal["go", "done", "busy", "ambiguous", "not_its_turn", "gone", "window_closed"]
     attempt: int = 0
     state: str | None = None
     retry_in_s: float = 0.0
@@ -99,8 +99,11 @@ class Journal:
         (the caller must then leave the queue score alone: `Retry(defer=None)`)."""
         reply = await self._begin(
             keys=[self._keys.record(key), self._keys.queue],
-            args=[int(lease_s * 1000), owner, "1" if take_over else "0", key, park_until_ms],
-        )
+            args=[
+                int(lease_s * 1000), owner, "1" if take_over else "0", key, park_until_ms,
+                self._keys.prefix,
+            ],
+        )  # fmt: skip
         verdict, detail = _s(reply[0]), _s(reply[1])
         if verdict == "go":
             return Begin("go", attempt=int(detail))
@@ -112,6 +115,8 @@ class Journal:
             return Begin("not_its_turn")
         if verdict == "gone":
             return Begin("gone")
+        if verdict == "window_closed":
+            return Begin("window_closed", state=detail)
         return Begin(
             "ambiguous",
             attempt=int(detail),
@@ -162,6 +167,7 @@ class Journal:
                 intent_json,
                 self._keys.prefix,
                 self._dlq_maxlen,
+                outcome.message_id or "",
             ],
         )
         return bool(int(reply))

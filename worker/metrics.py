@@ -54,3 +54,8 @@ SWEPT = Counter(
     "Conversation heads the sweeper ended or queued again, by what it did.",
     ["action"],
 )
+WINDOW_REFUSALS = Counter(
+    "ig_outbound_window_refusals_total",
+    "Intents ended without a send because their conversation window had closed, by reason.",
+    ["stage", "reason"],
+)

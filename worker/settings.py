@@ -14,6 +14,14 @@ from typing import Literal
 from pydantic import BaseModel, Field, IPvAnyAddress, SecretStr
 
 from ig_outbound.producers.settings import ClientSettings
+from ig_outbound.producers.window import (
+    WINDOW_HUMAN_AGENT_S,
+    WINDOW_MARGIN_S,
+    WINDOW_PRIVATE_REPLY_S,
+    WINDOW_STANDARD_S,
+    WINDOW_UNKNOWN,
+    WindowUnknown,
+)
 
 
 class GraphSettings(BaseModel):
@@ -67,6 +75,19 @@ class RateSettings(BaseModel):
     slowdown_s: float = Field(default=30.0, gt=0)
 
 
+class WindowSettings(BaseModel):
+    """Meta's messaging windows (producers/window.py has their sources). The workers publish
+    them for the enqueue script; the journal checks them again just before each send."""
+
+    standard_s: int = Field(default=WINDOW_STANDARD_S, ge=1)
+    human_agent_s: int = Field(default=WINDOW_HUMAN_AGENT_S, ge=1)
+    private_reply_s: int = Field(default=WINDOW_PRIVATE_REPLY_S, ge=1)
+    # Sent this long before the window closes at the latest (requests take time to arrive).
+    margin_s: float = Field(default=WINDOW_MARGIN_S, ge=0)
+    # No webhook fact and no window_hint: `allow` lets Graph decide, `refuse` refuses.
+    unknown: WindowUnknown = WINDOW_UNKNOWN
+
+
 class WorkerTuning(BaseModel):
     """ARQ knobs, chosen by measurement (see bench/ and the README)."""
 
@@ -104,6 +125,7 @@ class Settings(ClientSettings):
     graph: GraphSettings = GraphSettings()
     retry: RetrySettings = RetrySettings()
     rate: RateSettings = RateSettings()
+    window: WindowSettings = WindowSettings()
     worker: WorkerTuning = WorkerTuning()
 
     # Access tokens per IG account id: a JSON object in the environment, or a file holding a

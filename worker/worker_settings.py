@@ -118,10 +118,19 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def _publish(services: Services) -> None:
-    """What producers need from the fleet, (re)written: the rate spacing, the account ids
-    (never tokens: producers refuse intents for accounts nobody serves); and Redis's clock
-    measured again."""
+    """What producers need from the fleet, (re)written: the rate spacing, the window policy,
+    the account ids (never tokens: producers refuse intents for accounts nobody serves); and
+    Redis's clock measured again."""
     await services.limiter.publish()
+    window = services.settings.window
+    policy = {
+        "standard_ms": window.standard_s * 1000,
+        "human_agent_ms": window.human_agent_s * 1000,
+        "private_reply_ms": window.private_reply_s * 1000,
+        "margin_ms": int(window.margin_s * 1000),
+        "unknown": window.unknown,
+    }
+    await resolve(services.redis.hset(services.keys.policy, mapping=policy))
     accounts = services.tokens.accounts()
     if accounts:
         await resolve(services.redis.sadd(services.keys.accounts, *accounts))

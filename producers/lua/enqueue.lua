@@ -17,7 +17,9 @@
 -- ARGV[5] not_before, epoch ms (0: none)
 -- ARGV[6] not_after (the deadline), epoch ms (0: now + ARGV[7])
 -- ARGV[7] default deadline, ms from now     ARGV[8] record retention, ms
+-- ARGV[9] window_hint, epoch ms (0: none): when the user last wrote, if the producer knows
 -- Returns {status, detail[, extra]}: queued | duplicate | conflict | unknown_account |
+-- window_closed (detail: `window_closed`, `window_unknown`, `private_reply_already_sent`) |
 -- invalid (detail: what is wrong, extra: where: `intent`, `not_before`, `not_after`, ...).
 local function refuse(message, loc)
   return {'invalid', message, loc or 'intent'}
@@ -31,8 +33,8 @@ local function whole_ms(text, name, lowest, highest)
   return n
 end
 
-if #KEYS ~= 4 or #ARGV ~= 8 then
-  return refuse('expected 4 keys and 8 arguments, got ' .. #KEYS .. ' and ' .. #ARGV, 'call')
+if #KEYS ~= 4 or #ARGV ~= 9 then
+  return refuse('expected 4 keys and 9 arguments, got ' .. #KEYS .. ' and ' .. #ARGV, 'call')
 end
 local key, account, prefix = ARGV[2], ARGV[3], ARGV[4]
 if #key == 0 or #key > MAX_IDEMPOTENCY_KEY or string.find(key, '[^\33-\126]') then
@@ -50,7 +52,7 @@ if KEYS[1] ~= key_record(prefix, key) or KEYS[2] ~= key_arq_job(prefix, key)
   return refuse('KEYS must be the record, job, queue and accounts keys of this key and prefix',
     'keys')
 end
-local err, not_before, not_after, default_deadline, retention
+local err, not_before, not_after, default_deadline, retention, hint
 not_before, err = whole_ms(ARGV[5], 'not_before', 0, MAX_EPOCH_MS)
 if err then return err end
 not_after, err = whole_ms(ARGV[6], 'not_after', 0, MAX_EPOCH_MS)
@@ -58,6 +60,8 @@ if err then return err end
 default_deadline, err = whole_ms(ARGV[7], 'default_deadline', 1, MAX_EPOCH_MS)
 if err then return err end
 retention, err = whole_ms(ARGV[8], 'retention', MIN_RETENTION_MS, MAX_EPOCH_MS)
+if err then return err end
+hint, err = whole_ms(ARGV[9], 'window_hint', 0, MAX_EPOCH_MS)
 if err then return err end
 if #ARGV[1] > MAX_INTENT_BYTES then
   return refuse('the intent is ' .. #ARGV[1] .. ' bytes of JSON; the limit is '
@@ -100,15 +104,20 @@ if redis.call('SISMEMBER', KEYS[4], account) == 0 then
 end
 local run_at = math.max(not_before, now)
 
--- The conversation, for ordering.
+-- The conversation (for ordering) and its window.
 local r = intent['recipient']
-local rkey, private_reply = nil, false
+local rkey, private_reply, user, comment = nil, false, '', ''
 if type(r) == 'table' then
-  if type(r['id']) == 'string' then rkey = RECIPIENT_ID_PREFIX .. r['id']
+  if type(r['id']) == 'string' then
+    rkey, user = RECIPIENT_ID_PREFIX .. r['id'], r['id']
   elseif type(r['comment_id']) == 'string' then
-    rkey, private_reply = RECIPIENT_COMMENT_PREFIX .. r['comment_id'], true
+    rkey, private_reply, comment = RECIPIENT_COMMENT_PREFIX .. r['comment_id'], true,
+      r['comment_id']
   end
 end
+local human = intent['tag'] == HUMAN_AGENT_TAG
+local closed = window_refusal(prefix, account, user, comment, human, hint, now)
+if closed then return {'window_closed', closed} end
 local conv = ''
 local is_head = true
 if rkey then
@@ -139,7 +148,8 @@ end
 local job_id = key_job_id(prefix, key)
 redis.call('HSET', KEYS[1], 'digest', digest, 'state', 'queued', 'job_id', job_id,
   'account', account, 'enqueued_ms', now, 'attempts', 0, 'conv', conv, 'run_at', run_at,
-  'deadline', deadline)
+  'deadline', deadline, 'win_user', user, 'win_comment', comment,
+  'win_human', human and '1' or '', 'win_hint', hint)
 redis.call('PEXPIRE', KEYS[1], retention)
 local job = '{"t":null,"f":' .. cjson.encode(SEND_JOB_NAME) .. ',"a":[' .. ARGV[1] ..
   '],"k":{},"et":' .. string.format('%d', now) .. '}'

@@ -1,9 +1,11 @@
 -- Journal: start a send (worker/journal.py `Journal.begin`).
 -- KEYS[1] record, KEYS[2] ARQ queue. ARGV[1] lease ms, ARGV[2] owner (job id + try), ARGV[3]
 -- '1' = take over an ambiguous send (the policy decided to resend it), ARGV[4] the key,
--- ARGV[5] run-at ms to park the job at when it is not its conversation's turn.
+-- ARGV[5] run-at ms to park the job at when it is not its conversation's turn, ARGV[6] the
+-- key prefix.
 -- -> {'go', attempts} | {'done', state} | {'busy', ms_left} | {'not_its_turn', ''}
 --  | {'gone', ''} (the record expired or was evicted: never re-created here, without a TTL)
+--  | {'window_closed', reason} (a fresh send whose conversation window has closed)
 --  | {'ambiguous', attempts, last send start ms, ms since it became ambiguous}
 local now = now_ms()
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', ''} end
@@ -23,6 +25,14 @@ if conv and conv ~= '' then
   end
 end
 local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'sending' and state ~= 'unconfirmed' then
+  -- A fresh send: is its window still open? (An unsettled one is the policy's to settle.)
+  local w = redis.call('HMGET', KEYS[1], 'account', 'win_user', 'win_comment', 'win_human',
+    'win_hint')
+  local closed = window_refusal(ARGV[6], w[1] or '', w[2] or '', w[3] or '', w[4] == '1',
+    tonumber(w[5] or '0') or 0, now)
+  if closed then return {'window_closed', closed} end
+end
 if state == 'sending' or state == 'unconfirmed' then
   if state == 'sending' then
     local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')

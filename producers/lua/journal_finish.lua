@@ -4,7 +4,8 @@
 -- KEYS[1] record, KEYS[2] outcomes stream, KEYS[3] dead-letter stream, KEYS[4] ARQ queue.
 -- ARGV[1] status, ARGV[2] outcome JSON, ARGV[3] stream maxlen, ARGV[4] record retention ms,
 -- ARGV[5] key, ARGV[6] '1' = dead-letter it, ARGV[7] the intent (raw JSON) for the DLQ,
--- ARGV[8] key prefix, ARGV[9] dead-letter stream maxlen.
+-- ARGV[8] key prefix, ARGV[9] dead-letter stream maxlen, ARGV[10] the sent message's mid
+-- ('' if none).
 -- -> 1 published, 0 already had an outcome
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 0 end
 local now = now_ms()
@@ -16,6 +17,21 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'key', ARGV[5], 'status
 if ARGV[6] == '1' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'key', ARGV[5], 'status', ARGV[1],
     'outcome', ARGV[2], 'intent', ARGV[7])
+end
+if ARGV[1] == 'sent' then
+  local w = redis.call('HMGET', KEYS[1], 'account', 'win_user', 'win_comment')
+  if w[3] and w[3] ~= '' then
+    -- One private reply per comment: the next one is refused at enqueue and before sending.
+    local comment = key_comment(ARGV[8], w[3])
+    redis.call('HSET', comment, 'replied', '1')
+    redis.call('PEXPIRE', comment, FACTS_TTL_MS)
+  elseif ARGV[10] ~= '' and w[1] and w[2] and w[2] ~= '' then
+    -- Its echo is this send's: never the proof that another (ambiguous) send arrived.
+    local claims = key_echo_claims(ARGV[8], w[1], w[2])
+    redis.call('ZADD', claims, now, ARGV[10])
+    redis.call('ZREMRANGEBYRANK', claims, 0, -ECHOES_KEPT - 1)
+    redis.call('PEXPIRE', claims, ECHO_RETENTION_MS)
+  end
 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 if conv and conv ~= '' then

@@ -5,12 +5,12 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from ig_outbound.producers.inbound import (
-    ECHOES_PER_CONVERSATION,
     find_echo,
     message_fingerprint,
     record_echo,
 )
 from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.wire import ECHOES_PER_CONVERSATION
 
 KEYS = Keys("echo")
 

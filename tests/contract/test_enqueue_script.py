@@ -48,6 +48,7 @@ def _argv(intent: str | bytes, key: str, **over: Any) -> list[Any]:
     args = {
         "intent": intent, "key": key, "account": ACCOUNT, "prefix": "raw",
         "not_before": 0, "not_after": 0, "default_deadline": DAY_MS, "retention": WEEK_MS,
+        "window_hint": 0,
     }  # fmt: skip
     args.update(over)
     return list(args.values())
@@ -96,6 +97,7 @@ BAD_ARGUMENTS = {
     "key with a space": {"key": "k 1"},
     "account not digits": {"account": "acct"},
     "prefix with a colon": {"prefix": "raw:x"},
+    "window hint not a number": {"window_hint": "yesterday"},
 }
 
 

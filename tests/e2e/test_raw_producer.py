@@ -35,7 +35,7 @@ def _evalsha(r: Any, stack: Stack, key: str, intent_json: str, account: str = AC
     return r.execute_command(
         "EVALSHA", sha, 4,
         f"{p}:idem:{key}", f"arq:job:{p}:{key}", f"{p}:queue", f"{p}:accounts",
-        intent_json, key, account, p, 0, 0, 86_400_000, 604_800_000,
+        intent_json, key, account, p, 0, 0, 86_400_000, 604_800_000, 0,
     )  # fmt: skip
 
 
