@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.scripts import ECHO_CLAIM
 from ig_outbound.producers.wire import ECHO_RETENTION_S, ECHOES_PER_CONVERSATION
 
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "file"})
@@ -45,21 +44,18 @@ def message_fingerprint(message: Mapping[str, Any] | None) -> str | None:
     return "media:" + ",".join(types) if types and len(types) == len(items) else None
 
 
-@dataclass(frozen=True)
-class Echo:
-    mid: str
-    timestamp_ms: int
-    fingerprint: str | None
+def echo_member(mid: str, fingerprint: str | None) -> str:
+    """An echo's entry in its conversation's index (the one definition of its format)."""
+    return json.dumps({"fp": fingerprint, "mid": mid}, separators=(",", ":"), sort_keys=True)
 
 
 async def record_echo(
     redis: Redis, keys: Keys, *, account_id: str, recipient_id: str, mid: str, timestamp_ms: int,
     message: Mapping[str, Any],
 ) -> None:  # fmt: skip
-    """Index one echo webhook event by conversation (called by the webhook parser)."""
-    member = json.dumps(
-        {"mid": mid, "fp": message_fingerprint(message)}, separators=(",", ":"), sort_keys=True
-    )
+    """Index one echo (the gateway records echoes with every other inbound fact through
+    `record_inbound`; this is the same index, for tests and for producers without it)."""
+    member = echo_member(mid, message_fingerprint(message))
     key = keys.echoes(account_id, recipient_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(key, {member: timestamp_ms})
@@ -69,20 +65,20 @@ async def record_echo(
         await pipe.execute()
 
 
-async def find_echo(
+async def claim_echo(
     redis: Redis, keys: Keys, *, account_id: str, recipient_id: str, since_ms: int,
     fingerprint: str | None,
-) -> Echo | None:  # fmt: skip
-    """The first echo in this conversation since `since_ms` that matches `fingerprint`."""
+) -> str | None:  # fmt: skip
+    """The mid of the first unclaimed echo in this conversation since `since_ms` that
+    matches `fingerprint`, claimed for the caller (`producers/lua/echo_claim.lua`); None if
+    there is none yet."""
     if fingerprint is None:
         return None
-    raw = await resolve(
-        redis.zrangebyscore(
-            keys.echoes(account_id, recipient_id), since_ms, "+inf", withscores=True
-        )
+    claim = redis.register_script(ECHO_CLAIM.source)
+    reply = await claim(
+        keys=[keys.echoes(account_id, recipient_id), keys.echo_claims(account_id, recipient_id)],
+        args=[since_ms, fingerprint],
     )
-    for member, score in raw:
-        data = json.loads(member)
-        if data.get("fp") == fingerprint:
-            return Echo(mid=str(data["mid"]), timestamp_ms=int(score), fingerprint=fingerprint)
-    return None
+    if not reply:
+        return None
+    return reply.decode() if isinstance(reply, bytes) else str(reply)

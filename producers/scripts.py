@@ -172,6 +172,7 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
             _script("rate_acquire", "gcra"),
             _script("account_pause"),
             _script("sweep", "conversation"),
+            _script("echo_claim"),
         )
     }
 )
@@ -186,3 +187,4 @@ DEAD_LETTER_UNKEYED = SCRIPTS["dead_letter_unkeyed"]
 RATE_ACQUIRE = SCRIPTS["rate_acquire"]
 ACCOUNT_PAUSE = SCRIPTS["account_pause"]
 SWEEP = SCRIPTS["sweep"]
+ECHO_CLAIM = SCRIPTS["echo_claim"]

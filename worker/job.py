@@ -21,7 +21,7 @@ import structlog
 from arq import Retry
 
 from ig_outbound.producers.errors import IntentError, Problem
-from ig_outbound.producers.inbound import Echo, find_echo, message_fingerprint
+from ig_outbound.producers.inbound import claim_echo, message_fingerprint
 from ig_outbound.producers.intent import MessageIntent
 from ig_outbound.producers.outcome import GraphErrorInfo, OutcomeStatus
 from ig_outbound.producers.rate_class import rate_class
@@ -435,6 +435,10 @@ class _SendRun:
         an earlier run's (`Begin`, found by the journal) or this run's (`GraphResult`, no
         answer). Returns only when the intent is to be resent, counted as an ambiguous send."""
         policy = self.s.settings.ambiguous_policy
+        if policy == "auto":
+            # Reconciling needs echoes: they flow while a gateway processes webhooks.
+            alive = await resolve(self.s.redis.exists(self.s.keys.gateway_alive))
+            policy = "reconcile" if alive else "resend"
         if policy == "fail":
             metrics.AMBIGUOUS_SENDS.labels(decision="fail").inc()
             error = self._error_info(send) if isinstance(send, GraphResult) else None
@@ -453,20 +457,20 @@ class _SendRun:
             # Settled on a later run: by its echo, or resent after the grace period.
             await self.s.journal.unconfirm(self.intent.idempotency_key, self.owner)
             raise self._defer(RECONCILE_POLL_S, deadline, "reconciling")
-        echo = await self._find_echo(since_ms=send.sending_since_ms - ECHO_CLOCK_SKEW_MS)
-        if echo is not None:
+        mid = await self._claim_echo(since_ms=send.sending_since_ms - ECHO_CLOCK_SKEW_MS)
+        if mid is not None:
             metrics.AMBIGUOUS_SENDS.labels(decision="reconciled").inc()
-            await self._finish(OutcomeStatus.SENT, reason="reconciled", message_id=echo.mid)
+            await self._finish(OutcomeStatus.SENT, reason="reconciled", message_id=mid)
         left = self.s.settings.reconcile_grace_s - send.ambiguous_for_s
         if left > 0:
             raise self._defer(min(left, RECONCILE_POLL_S), deadline, "reconciling")
 
-    async def _find_echo(self, since_ms: int) -> Echo | None:
-        """This intent's echo in its conversation since `since_ms` (none for a comment reply:
-        no conversation id to look in)."""
+    async def _claim_echo(self, since_ms: int) -> str | None:
+        """The mid of this intent's echo in its conversation since `since_ms`, claimed so
+        no other send counts it (none for a comment reply: no conversation id to look in)."""
         if self.intent.recipient.id is None:
             return None
-        return await find_echo(
+        return await claim_echo(
             self.s.redis,
             self.s.keys,
             account_id=self.intent.account_id,

@@ -117,9 +117,9 @@ class Settings(ClientSettings):
     dead_letters_maxlen: int = Field(default=10_000, ge=100)
     # What to do with a send whose fate is unknown (request left, no answer; worker killed
     # mid-send): `reconcile` (wait up to the grace period for its echo webhook, then resend),
-    # `resend` at once (counted as an ambiguous send), or `fail` (outcome `unknown`).
-    # `resend` is the default because reconciling needs the echo feed from webhooks.
-    ambiguous_policy: Literal["reconcile", "resend", "fail"] = "resend"
+    # `resend` at once (counted as an ambiguous send), `fail` (outcome `unknown`), or `auto`:
+    # `reconcile` while a gateway is processing webhooks (echoes flow), else `resend`.
+    ambiguous_policy: Literal["auto", "reconcile", "resend", "fail"] = "auto"
     reconcile_grace_s: float = Field(default=15.0, ge=0)
 
     graph: GraphSettings = GraphSettings()

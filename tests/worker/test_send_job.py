@@ -342,3 +342,25 @@ async def test_a_later_intent_run_out_of_turn_is_parked_until_the_head_ends(
     assert await bench.run("head") == "sent"
     woken = await bench.queue_score_ms("next")
     assert woken is not None and woken <= _now_ms()
+
+
+async def test_auto_resends_an_unanswered_send_while_no_gateway_feeds_echoes(
+    bench: JobBench,
+) -> None:
+    """Policy `auto` (the default) without a live gateway: no echoes will come, resend."""
+    await bench.enqueue("auto-r")
+    bench.graph.script(httpx.ReadTimeout)
+    await bench.retry("auto-r")
+    assert (await bench.record("auto-r")).state == "retrying"
+
+
+async def test_auto_reconciles_an_unanswered_send_while_a_gateway_feeds_echoes(
+    bench: JobBench,
+) -> None:
+    """Policy `auto` with a live gateway: wait for the echo instead of resending."""
+    await bench.redis.set(bench.keys.gateway_alive, "1", px=30_000)
+    await bench.enqueue("auto-c")
+    bench.graph.script(httpx.ReadTimeout)
+    await bench.retry("auto-c")
+    record = await bench.record("auto-c")
+    assert (record.state, record.ambiguous) == ("unconfirmed", 0)
