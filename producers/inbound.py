@@ -1,4 +1,5 @@
-"""Inbound facts from webhooks that the worker reads: for now, message echoes.
+"""Inbound facts from webhooks: recording them (window facts, the echo index, the inbound
+stream), and the echoes the worker reads.
 
 Meta echoes every message the business sends (`message.is_echo: true`, sender = the IG
 account, recipient = the user) on the `messages` webhook field. The worker uses echoes to
@@ -12,12 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.scripts import ECHO_CLAIM
+from ig_outbound.producers.scripts import ECHO_CLAIM, INBOUND_EVENT
+from ig_outbound.producers.webhooks import (
+    CommentEvent,
+    EchoEvent,
+    InboundEvent,
+    MessageEvent,
+    UnknownEvent,
+)
 from ig_outbound.producers.wire import ECHO_RETENTION_S, ECHOES_PER_CONVERSATION
 
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "file"})
@@ -82,3 +90,55 @@ async def claim_echo(
     if not reply:
         return None
     return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+# Meta retries an unacknowledged webhook for up to 36 hours [IGL-WH]: remember an event's
+# identity a little longer, so every redelivery counts once.
+INBOUND_DEDUPE_S = 2 * 24 * 3600
+INBOUND_STREAM_MAXLEN = 100_000
+
+RecordResult = Literal["recorded", "duplicate", "unknown_account"]
+
+
+def _opens_window(event: InboundEvent) -> bool:
+    """Only a message the user sent starts (or moves) the 24-hour window: the emulator and
+    Meta agree on that much; postbacks, reactions and reads are left out to stay safe."""
+    return isinstance(event, MessageEvent) and not event.is_deleted
+
+
+async def record_inbound(
+    redis: Redis,
+    keys: Keys,
+    event: InboundEvent,
+    *,
+    stream_maxlen: int = INBOUND_STREAM_MAXLEN,
+    dedupe_s: int = INBOUND_DEDUPE_S,
+) -> RecordResult:
+    """Record one parsed webhook event exactly once (`producers/lua/inbound_event.lua`):
+    window facts, the echo index, and the normalised event on `Keys.inbound`. Usable from an
+    upstream service's own webhook handler as well as from our gateway."""
+    if isinstance(event, UnknownEvent) and (event.account_id is None or event.user_id is None):
+        account, user = event.account_id or "", event.user_id or ""
+    else:
+        account, user = str(event.account_id), str(event.user_id)
+    echo = ""
+    if isinstance(event, EchoEvent):
+        echo = echo_member(event.mid, message_fingerprint(event.raw.get("message")))
+    script = redis.register_script(INBOUND_EVENT.source)
+    reply = await script(
+        args=[
+            keys.prefix,
+            account,
+            user,
+            event.type,
+            event.event_id,
+            event.timestamp_ms or 0,
+            event.model_dump_json(),
+            "1" if _opens_window(event) else "",
+            event.comment_id if isinstance(event, CommentEvent) else "",
+            echo,
+            stream_maxlen,
+            dedupe_s * 1000,
+        ]
+    )
+    return cast(RecordResult, reply.decode() if isinstance(reply, bytes) else str(reply))

@@ -173,6 +173,7 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
             _script("account_pause"),
             _script("sweep", "conversation"),
             _script("echo_claim"),
+            _script("inbound_event"),
         )
     }
 )
@@ -188,3 +189,4 @@ RATE_ACQUIRE = SCRIPTS["rate_acquire"]
 ACCOUNT_PAUSE = SCRIPTS["account_pause"]
 SWEEP = SCRIPTS["sweep"]
 ECHO_CLAIM = SCRIPTS["echo_claim"]
+INBOUND_EVENT = SCRIPTS["inbound_event"]

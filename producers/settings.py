@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,9 @@ class ClientSettings(BaseSettings):
     # Accept a Redis that may lose our keys (an eviction policy other than noeviction, or a
     # primary without persistence). For tests and the demo; production refuses it.
     redis_allow_data_loss: bool = False
+    # Logs of ig-outbound's processes (worker, gateway); producers' own logging is theirs.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
     # Prefix of every key this project owns (ARQ's own keys are fixed by ARQ: `arq:*`).
     key_prefix: str = Field(default="igo", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     idempotency_retention_s: int = Field(default=7 * 24 * 3600, ge=MIN_RETENTION_S)

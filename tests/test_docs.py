@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ig_outbound.gateway.settings import GatewaySettings
 from ig_outbound.worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,4 +27,4 @@ def _env_names(model: type[BaseModel], prefix: str = "IG_OUTBOUND_") -> set[str]
 def test_readme_settings_table_lists_every_setting_and_no_other() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = set(re.findall(r"^\| `(IG_OUTBOUND_[A-Z_]+)` \|", readme, flags=re.M))
-    assert table == _env_names(Settings)
+    assert table == _env_names(Settings) | _env_names(GatewaySettings)

@@ -81,14 +81,14 @@ def test_the_wheel_holds_exactly_one_top_level_import_package(wheel: Path) -> No
     roots = {n.split("/", 1)[0] for n in names}
     assert {r for r in roots if not r.endswith(".dist-info")} == {"ig_outbound"}
     assert top_level.split() == ["ig_outbound"]
-    for part in ("producers", "worker", "emulator", "cli", "harness"):
+    for part in ("producers", "worker", "emulator", "gateway", "cli", "harness"):
         assert f"ig_outbound/{part}/__init__.py" in names
     assert "ig_outbound/producers/lua/enqueue.lua" in names
     assert "ig_outbound/py.typed" in names
-    # The emulator's web stack is an extra: a producer does not pull it in.
+    # The web stacks (emulator, gateway) are extras: a producer does not pull them in.
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
-    for web in ("starlette", "uvicorn"):
-        assert all('extra == "emulator"' in r for r in requires if web in r), requires
+    for web in ("starlette", "uvicorn", "fastapi"):
+        assert all("extra ==" in r for r in requires if web in r), requires
 
 
 def test_the_installed_package_imports_and_runs_beside_a_services_own_modules(

@@ -137,8 +137,6 @@ class Settings(ClientSettings):
     # The address it listens on: 0.0.0.0 is every IPv4 interface, :: every interface (IPv6,
     # and IPv4 where the OS maps it), 127.0.0.1 this host only. An IP address, not a name.
     metrics_addr: IPvAnyAddress = IPv4Address("0.0.0.0")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
 
 
 @lru_cache(maxsize=1)

@@ -17,16 +17,17 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ig_outbound.logs import configure_logging
 from ig_outbound.producers.connection import async_redis, redis_params
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_safety import inspect_async, verdict
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.wire import SEND_JOB_NAME, dumps
+from ig_outbound.worker import metrics
 from ig_outbound.worker.arq_worker import load_settings
 from ig_outbound.worker.housekeeping import Housekeeping
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
-from ig_outbound.worker.logging import configure_logging
 from ig_outbound.worker.services import Services
 from ig_outbound.worker.settings import Settings, get_settings
 from ig_outbound.worker.tokens import TokenStore
@@ -91,7 +92,12 @@ def create_arq_pool(settings: Settings) -> ArqRedis:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     tokens = TokenStore.from_settings(settings)
-    configure_logging(settings.log_level, settings.log_format, secrets=tokens.secrets())
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        secrets=tokens.secrets(),
+        on_drop=metrics.LOG_LINES_DROPPED.inc,
+    )
     services = Services.build(settings, ctx["redis"], tokens)
     ctx["igo"] = services
     note = verdict(

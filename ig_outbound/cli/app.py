@@ -89,19 +89,49 @@ class _RedisErrors:
             ) from None
 
 
-def _require_emulator_extra() -> None:
-    """The emulator's web stack is an extra: say how to get it instead of a traceback."""
+def _require_extra(extra: str, modules: tuple[str, ...]) -> None:
+    """A web stack is an extra: say how to get it instead of a traceback."""
     import importlib.util
 
-    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         _print_json(
             {
                 "error": "missing_extra",
-                "message": f"{', '.join(missing)} missing: pip install 'ig-outbound[emulator]'",
+                "message": f"{', '.join(missing)} missing: pip install 'ig-outbound[{extra}]'",
             }
         )
         raise typer.Exit(2)
+
+
+def _require_emulator_extra() -> None:
+    _require_extra("emulator", ("starlette", "uvicorn"))
+
+
+@app.command()
+def gateway() -> None:
+    """Run the gateway: Instagram's webhooks in, and the HTTP intake for producers."""
+    _require_extra("gateway", ("fastapi", "uvicorn"))
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from ig_outbound.gateway.serve import run_gateway
+    from ig_outbound.gateway.settings import get_gateway_settings
+    from ig_outbound.producers.connection import connect_sync
+    from ig_outbound.producers.redis_safety import inspect_sync, verdict
+
+    try:
+        settings = get_gateway_settings()
+    except (ValidationError, SettingsError) as exc:
+        raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
+    with _RedisErrors(settings):
+        client = connect_sync(settings)
+        try:
+            client.ping()
+            verdict(inspect_sync(client), allow_data_loss=settings.redis_allow_data_loss)
+        finally:
+            client.close()
+    run_gateway(settings)
 
 
 @app.command()

@@ -135,6 +135,7 @@ def test_client_settings_have_their_own_environment(monkeypatch: pytest.MonkeyPa
     assert env == {
         "IG_OUTBOUND_REDIS_URL": "redis://10.0.0.7:6380/2",
         "IG_OUTBOUND_KEY_PREFIX": "round-trip",
+        "IG_OUTBOUND_LOG_LEVEL": "debug",  # processes' logging is a client setting too
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from ig_outbound.worker.logging import LineSink
+from ig_outbound.logs import LineSink
 
 
 def test_a_stalled_stream_never_blocks_the_caller_and_drops_are_counted() -> None:

@@ -1,10 +1,12 @@
-"""structlog configuration: JSON lines, bound context, tokens redacted as a last line of defence.
+"""Logging of every ig-outbound process (worker, gateway): structlog JSON lines, bound
+context, tokens redacted as a last line of defence.
 
 Logging never blocks the event loop: every line (ours through structlog, ARQ's through stdlib
 logging) goes into a bounded in-memory queue, and one writer thread writes it to stderr. When
 stderr stalls (a full pipe nobody reads, a slow log shipper) only that thread waits; once the
 queue is full new lines are dropped and counted (`ig_outbound_log_lines_dropped_total`),
-so a stuck log can never stop sends or let their leases lapse.
+so a stuck log can never stop sends or let their leases lapse. (Each process counts drops
+in its own metrics through `on_drop`.)
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
-
-from ig_outbound.worker import metrics
 
 _SECRETS: list[str] = []
 # Lines waiting for the writer thread; at ~300 bytes a line this is at most a few MB.
@@ -35,6 +35,7 @@ class LineSink:
 
     def __init__(self, stream: TextIO, maxsize: int = QUEUE_LINES) -> None:
         self._stream = stream
+        self.on_drop: Callable[[], None] = lambda: None
         self._queue: queue.Queue[str] = queue.Queue(maxsize)
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="ig-outbound-log", daemon=True)
@@ -46,7 +47,7 @@ class LineSink:
             self._queue.put_nowait(line)
         except queue.Full:
             self.dropped += 1
-            metrics.LOG_LINES_DROPPED.inc()
+            self.on_drop()
 
     def _run(self) -> None:
         while True:
@@ -125,10 +126,18 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-def configure_logging(level: str = "info", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
-    """Configure structlog (our lines) and render stdlib logging (arq's) the same way."""
+def configure_logging(
+    level: str = "info",
+    fmt: str = "json",
+    secrets: Iterable[str] = (),
+    on_drop: Callable[[], None] | None = None,
+) -> None:
+    """Configure structlog (our lines) and render stdlib logging (arq's) the same way;
+    `on_drop` is called for every line dropped because stderr could not keep up."""
     _SECRETS[:] = [s for s in secrets if s]
     sink = _sink()
+    if on_drop is not None:
+        sink.on_drop = on_drop
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
