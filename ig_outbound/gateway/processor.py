@@ -85,8 +85,9 @@ class Processor:
         await resolve(self.redis.set(self.keys.gateway_alive, self.consumer, px=ALIVE_TTL_MS))
         await self._claim_abandoned()
 
-    async def step(self, block_ms: int = BLOCK_MS) -> int:
-        """Process one batch of new bodies; returns how many (0 after `block_ms` idle)."""
+    async def step(self, block_ms: int | None = BLOCK_MS) -> int:
+        """Process one batch of new bodies; returns how many (0 after `block_ms` idle; None:
+        do not wait at all)."""
         reply: Any = await resolve(
             self.redis.xreadgroup(
                 GROUP, self.consumer, {self.keys.webhooks: ">"}, count=BATCH, block=block_ms

@@ -80,7 +80,7 @@ class Bench:
     async def process(self) -> int:
         """Run the processor until the acknowledged bodies are recorded."""
         done = 0
-        while n := await self.gateway.processor.step(block_ms=1):
+        while n := await self.gateway.processor.step(block_ms=None):
             done += n
         return done
 

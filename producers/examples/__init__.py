@@ -1,0 +1,1 @@
+"""Examples of producers built on the contract (clearly examples: read, copy, adapt)."""
