@@ -88,6 +88,26 @@ class WindowSettings(BaseModel):
     unknown: WindowUnknown = WINDOW_UNKNOWN
 
 
+class MediaSettings(BaseModel):
+    """Probing media URLs before sending (worker/media/): type and size against the seed's
+    table, without ever letting a URL reach our own network (SSRF)."""
+
+    # Off: media go to Graph unchecked (Graph decides).
+    probe: bool = True
+    # One probe (every request and redirect of it) ends within this.
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    max_redirects: int = Field(default=3, ge=0, le=10)
+    # A ranged GET reads at most this much (enough for any file's magic bytes).
+    read_bytes: int = Field(default=4096, ge=64, le=1_048_576)
+    # What a probe found is shared by the fleet this long (Redis); a failure half a minute.
+    cache_ttl_s: int = Field(default=3600, ge=0)
+    # Media URLs must be https; http only when allowed (tests and the demo's emulator).
+    allow_http: bool = False
+    # Hosts (names or IP networks, e.g. `127.0.0.1/32`) a probe may reach although they are
+    # private, loopback or link-local: for tests and the demo only.
+    allow_hosts: list[str] = Field(default_factory=list)
+
+
 class WorkerTuning(BaseModel):
     """ARQ knobs, chosen by measurement (see bench/ and the README)."""
 
@@ -126,6 +146,7 @@ class Settings(ClientSettings):
     retry: RetrySettings = RetrySettings()
     rate: RateSettings = RateSettings()
     window: WindowSettings = WindowSettings()
+    media: MediaSettings = MediaSettings()
     worker: WorkerTuning = WorkerTuning()
 
     # Access tokens per IG account id: a JSON object in the environment, or a file holding a
