@@ -101,8 +101,10 @@ class MediaSettings(BaseModel):
     read_bytes: int = Field(default=4096, ge=64, le=1_048_576)
     # What a probe found is shared by the fleet this long (Redis); a failure half a minute.
     cache_ttl_s: int = Field(default=3600, ge=0)
-    # Media URLs must be https; http only when allowed (tests and the demo's emulator).
-    allow_http: bool = False
+    # Extra CA bundle to trust when probing (the demo's and tests' emulator serves media
+    # over https with a throwaway CA); None: the system's CAs only. Media URLs are always
+    # https (the intent contract refuses others).
+    ca_file: Path | None = None
     # Hosts (names or IP networks, e.g. `127.0.0.1/32`) a probe may reach although they are
     # private, loopback or link-local: for tests and the demo only.
     allow_hosts: list[str] = Field(default_factory=list)
