@@ -1,7 +1,9 @@
 """A faithful local stand-in for graph.instagram.com's messaging endpoint.
 
 Serve it with ``python -m ig_outbound.emulator --port N --config FILE.json``; in tests use
-``run_emulator_process(config)`` and drive it with ``EmulatorControl(base_url)``.
+``run_emulator_process(config)`` and drive it with ``EmulatorControl(base_url)``. It also plays
+Instagram's side: the 24 h messaging window, signed webhooks (echoes, users' messages,
+comments, reactions, postbacks, reads) and simulated users who act.
 """
 
 from ig_outbound.emulator.app import create_app
@@ -12,6 +14,9 @@ from ig_outbound.emulator.config import (
     FaultSettings,
     RateLimitConfig,
     ScriptedAnswer,
+    SimulatedUsersConfig,
+    WebhookConfig,
+    WindowConfig,
 )
 from ig_outbound.emulator.control import EmulatorControl
 from ig_outbound.emulator.graph_errors import GraphError
@@ -35,6 +40,9 @@ __all__ = [
     "ScriptedAnswer",
     "SendContext",
     "SendPipeline",
+    "SimulatedUsersConfig",
+    "WebhookConfig",
+    "WindowConfig",
     "create_app",
     "make_server",
     "run_emulator_process",

@@ -1,9 +1,16 @@
-"""The ASGI app: Graph's messaging route plus the ``/_emulator`` control routes."""
+"""The ASGI app: Graph's messaging route plus the ``/_emulator`` control routes.
+
+Its lifespan runs the background tasks (webhook delivery, simulated users at their steady
+rate). Without a lifespan (``httpx.ASGITransport``) webhook delivery starts on the first
+webhook; ``async with app.router.lifespan_context(app)`` runs and stops both.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,31 +20,54 @@ from starlette.routing import Route
 from ig_outbound.emulator import graph_errors as ge
 from ig_outbound.emulator.config import EmulatorConfig
 from ig_outbound.emulator.control_api import PREFIX, build_routes
+from ig_outbound.emulator.control_world import build_world_routes
 from ig_outbound.emulator.pipeline import DEFAULT_CHECKS, Check, SendPipeline
+from ig_outbound.emulator.simulated_users import UserSimulator
 from ig_outbound.emulator.state import EmulatorState
 
 
 def create_app(
-    config: EmulatorConfig | None = None, *, checks: Sequence[Check] = DEFAULT_CHECKS
+    config: EmulatorConfig | None = None,
+    *,
+    checks: Sequence[Check] = DEFAULT_CHECKS,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
-    """Build an emulator app; its state is reachable as ``app.state.emulator``."""
-    state = EmulatorState(config or EmulatorConfig())
+    """Build an emulator app; its state is reachable as ``app.state.emulator``.
+
+    ``webhook_transport``: deliver webhooks through it instead of real HTTP (in-process tests
+    hand an ``httpx.ASGITransport`` of their receiver).
+    """
+    state = EmulatorState(config or EmulatorConfig(), webhook_transport)
     pipeline = SendPipeline(state, checks)
+    simulator = UserSimulator(state)
 
     async def send(request: Request) -> Response:
         return await pipeline.handle(request)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.webhooks.start()
+        simulator.start()
+        try:
+            yield
+        finally:
+            await simulator.stop()
+            await state.webhooks.stop()
 
     routes = [
         # The hot route first: benchmarks hit it thousands of times per second.
         Route("/{version}/{node}/messages", send, methods=["POST"]),
         *build_routes(state),
+        *build_world_routes(state, simulator),
     ]
     app = Starlette(
         routes=routes,
         exception_handlers={404: _not_found, 405: _not_found},
+        lifespan=lifespan,
     )
     app.state.emulator = state
     app.state.pipeline = pipeline
+    app.state.simulator = simulator
     return app
 
 

@@ -13,6 +13,12 @@ Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 # Graph keeps a private reply possible for 7 days after the comment (IGL-PR).
 PRIVATE_REPLY_WINDOW_S = 7 * 24 * 3600.0
+# The standard messaging window, and the HUMAN_AGENT tag's (fact sheet §0, §1.2).
+STANDARD_WINDOW_S = 24 * 3600.0
+HUMAN_AGENT_WINDOW_S = 7 * 24 * 3600.0
+# What simulated users do, by default (``users/act`` and the steady rate).
+EVENT_KINDS = ("message", "comment", "reaction", "postback", "seen")
+DEFAULT_MIX = {"message": 0.6, "comment": 0.15, "reaction": 0.1, "postback": 0.1, "seen": 0.05}
 
 
 class _Strict(BaseModel):
@@ -118,6 +124,80 @@ class RateLimitConfig(_Strict):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class WindowConfig(_Strict):
+    """Graph's messaging window: a user must have written to the account recently.
+
+    A send to a user (``recipient.id``) is refused with 403 10/2534022 unless the user's last
+    message to the account is at most ``standard_s`` old (``human_agent_s`` for messages
+    tagged HUMAN_AGENT). Sender actions and reactions follow the standard window; private
+    replies have their own rule (7 days after the comment, once).
+    """
+
+    enforced: bool = True
+    standard_s: float = Field(default=STANDARD_WINDOW_S, gt=0.0)
+    human_agent_s: float = Field(default=HUMAN_AGENT_WINDOW_S, gt=0.0)
+    # Users registered without a message (the config's ``users``, ``POST /_emulator/users``
+    # and ``/accounts``, any recipient under ``allow_any_recipient``) count as having written
+    # when registered: the config's at start and again at every reset. So a world built only
+    # of registrations (the existing tests, the demo, the benchmarks) is in its window.
+    registered_users_in_window: bool = True
+
+
+class WebhookConfig(_Strict):
+    """Where and how the emulator delivers Meta's webhooks (fact sheet §6)."""
+
+    # None: no webhook is built or sent (the facts, e.g. a user's window, are still kept).
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
+    # Signs every body: X-Hub-Signature-256 = sha256=HMAC-SHA256(app_secret, body).
+    app_secret: SecretStr = SecretStr("emulator-app-secret")
+    # Further attempts after the first for a non-2xx answer, a connection error or a timeout.
+    retries: int = Field(default=5, ge=0, le=100)
+    timeout_s: float = Field(default=5.0, gt=0.0)
+    # Events coalesced into one POST (entries of one body) while they wait to be sent.
+    batch_max: int = Field(default=1, ge=1, le=1000)
+    # Backoff before retry n: retry_backoff_s * 2**(n-1), at most retry_backoff_max_s (a 429
+    # waits at least its Retry-After). Meta "retries immediately a few times", then backs off.
+    retry_backoff_s: float = Field(default=1.0, ge=0.0)
+    retry_backoff_max_s: float = Field(default=60.0, ge=0.0)
+    # Webhook POSTs in flight at once.
+    concurrency: int = Field(default=4, ge=1, le=256)
+    # Webhooks waiting (first attempt or retry) at most; a new one beyond is dropped, counted.
+    queue_max: int = Field(default=10_000, ge=1)
+    # Webhooks kept for GET /_emulator/webhooks (the newest).
+    log_max: int = Field(default=10_000, ge=1)
+
+
+class SimulatedUsersConfig(_Strict):
+    """Instagram users who write to the accounts: what they do, and how often on their own."""
+
+    # Events per second over all accounts, run by a background task; 0 = only on request.
+    rate_per_s: float = Field(default=0.0, ge=0.0, le=10_000.0)
+    # Relative weights of the event kinds (message, comment, reaction, postback, seen).
+    mix: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIX))
+    # Seed of the users' dice (None: random); reset re-seeds.
+    seed: int | None = None
+    # Chance that a message or comment comes from a user the account has never seen.
+    new_user_rate: Rate = 0.1
+    # Chances that a DM answers a quick reply / replies to a business message / is an image.
+    quick_reply_rate: Rate = 0.2
+    reply_to_rate: Rate = 0.1
+    image_rate: Rate = 0.1
+
+    @field_validator("mix")
+    @classmethod
+    def _known_kinds(cls, mix: dict[str, float]) -> dict[str, float]:
+        return validate_mix(mix)
+
+
+def validate_mix(mix: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(mix) - set(EVENT_KINDS))
+    if unknown:
+        raise ValueError(f"unknown event kinds {unknown}; known: {list(EVENT_KINDS)}")
+    if any(weight < 0 for weight in mix.values()) or sum(mix.values()) <= 0:
+        raise ValueError("mix weights must be >= 0 and not all 0")
+    return mix
+
+
 class EmulatorConfig(_Strict):
     """Everything the emulator starts with; all of it can also be changed at run time."""
 
@@ -129,6 +209,11 @@ class EmulatorConfig(_Strict):
     faults: FaultSettings = Field(default_factory=FaultSettings)
     script: list[ScriptedAnswer] = Field(default_factory=list)
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    # Seconds the emulator's clock runs ahead of the real one (``PUT /_emulator/clock``).
+    clock_offset_s: float = 0.0
+    webhooks: WebhookConfig = Field(default_factory=WebhookConfig)
+    simulated_users: SimulatedUsersConfig = Field(default_factory=SimulatedUsersConfig)
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> EmulatorConfig:
@@ -141,4 +226,5 @@ class EmulatorConfig(_Strict):
             {**acc.model_dump(mode="json"), "token": acc.token.get_secret_value()}
             for acc in self.accounts
         ]
+        data["webhooks"]["app_secret"] = self.webhooks.app_secret.get_secret_value()
         return json.dumps(data)

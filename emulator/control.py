@@ -108,8 +108,11 @@ class EmulatorControl:
         result: dict[str, str] = self._request("POST", "/accounts", json=body)
         return result
 
-    def add_users(self, ig_id: str, igsids: Iterable[str]) -> int:
-        body = {"ig_id": ig_id, "igsids": list(igsids)}
+    def add_users(self, ig_id: str, igsids: Iterable[str], *, in_window: bool | None = None) -> int:
+        """Register users; ``in_window`` False: they have not written (no messaging window)."""
+        body: dict[str, Any] = {"ig_id": ig_id, "igsids": list(igsids)}
+        if in_window is not None:
+            body["in_window"] = in_window
         count: int = self._request("POST", "/users", json=body)["users"]
         return count
 
@@ -129,3 +132,127 @@ class EmulatorControl:
             body["created_at"] = created_at
         result: dict[str, Any] = self._request("POST", "/comments", json=body)
         return result
+
+    # --- Instagram's side: clock, window, webhooks, users ---------------------------------
+
+    def clock(self) -> dict[str, float]:
+        """``{"offset_s": ..., "now": ...}``: the emulator's clock (epoch seconds)."""
+        result: dict[str, float] = self._request("GET", "/clock")
+        return result
+
+    def advance_clock(self, seconds: float) -> dict[str, float]:
+        """Move the emulator's clock forward: windows close, comments age, without waiting."""
+        result: dict[str, float] = self._request("PUT", "/clock", json={"advance_s": seconds})
+        return result
+
+    def set_clock_offset(self, seconds: float) -> dict[str, float]:
+        result: dict[str, float] = self._request("PUT", "/clock", json={"offset_s": seconds})
+        return result
+
+    def window(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/window")
+        return result
+
+    def set_window(self, **settings: Any) -> dict[str, Any]:
+        """Merge window settings, e.g. ``set_window(enforced=False)``."""
+        result: dict[str, Any] = self._request("PUT", "/window", json=settings)
+        return result
+
+    def webhook_settings(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/webhooks/settings")
+        return result
+
+    def set_webhooks(self, **settings: Any) -> dict[str, Any]:
+        """Merge webhook settings, e.g. ``set_webhooks(url=..., app_secret=..., retries=2)``."""
+        result: dict[str, Any] = self._request("PUT", "/webhooks/settings", json=settings)
+        return result
+
+    def webhooks(self, since: int = 0) -> dict[str, Any]:
+        """``{"webhooks": [{index, kinds, state, body, signature, attempts}], "next_since"}``."""
+        result: dict[str, Any] = self._request("GET", "/webhooks", params={"since": since})
+        return result
+
+    def wait_for_webhooks(
+        self, count: int, *, settled: bool = True, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Poll until at least ``count`` webhooks exist (``settled``: and every one of them is
+        delivered or given up); return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            hooks: list[dict[str, Any]] = self.webhooks()["webhooks"]
+            done = not settled or all(h["state"] in ("delivered", "given_up") for h in hooks)
+            if (len(hooks) >= count and done) or time.monotonic() > deadline:
+                return hooks
+            time.sleep(0.02)
+
+    def user_message(
+        self,
+        ig_id: str,
+        igsid: str,
+        text: str | None = "Hello",
+        *,
+        at: float | None = None,
+        ago_s: float | None = None,
+        webhook: bool = True,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """User ``igsid`` writes a DM to ``ig_id`` (now, at ``at`` or ``ago_s`` seconds ago,
+        on the emulator's clock): the window opens then. ``options``: ``image``,
+        ``quick_reply_payload``, ``reply_to_mid``. Returns the event (``mid``, ``webhook``)."""
+        body = {"ig_id": ig_id, "igsid": igsid, "text": text, "webhook": webhook, **options}
+        body.update(_when(at, ago_s))
+        result: dict[str, Any] = self._request("POST", "/users/message", json=body)
+        return result
+
+    def user_comment(
+        self,
+        ig_id: str,
+        igsid: str,
+        text: str = "Nice!",
+        *,
+        at: float | None = None,
+        ago_s: float | None = None,
+        webhook: bool = True,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """User ``igsid`` comments on a post of ``ig_id``; a private reply to it works.
+        ``options``: ``comment_id``, ``media_id``, ``username``. Returns the event."""
+        body = {"ig_id": ig_id, "igsid": igsid, "text": text, "webhook": webhook, **options}
+        body.update(_when(at, ago_s))
+        result: dict[str, Any] = self._request("POST", "/users/comment", json=body)
+        return result
+
+    def users_act(
+        self,
+        count: int = 1,
+        *,
+        accounts: Iterable[str] | None = None,
+        mix: Mapping[str, float] | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Simulated users do ``count`` things now: ``{"events": [...], "counts": {kind: n}}``."""
+        body: dict[str, Any] = {"count": count, "seed": seed}
+        if accounts is not None:
+            body["accounts"] = list(accounts)
+        if mix is not None:
+            body["mix"] = dict(mix)
+        result: dict[str, Any] = self._request("POST", "/users/act", json=body)
+        return result
+
+    def simulated_users(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/users/settings")
+        return result
+
+    def set_simulated_users(self, **settings: Any) -> dict[str, Any]:
+        """Merge simulated-user settings, e.g. ``set_simulated_users(rate_per_s=20)``."""
+        result: dict[str, Any] = self._request("PUT", "/users/settings", json=settings)
+        return result
+
+
+def _when(at: float | None, ago_s: float | None) -> dict[str, float]:
+    when: dict[str, float] = {}
+    if at is not None:
+        when["at"] = at
+    if ago_s is not None:
+        when["ago_s"] = ago_s
+    return when

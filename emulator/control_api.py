@@ -1,13 +1,13 @@
 """Control endpoints under ``/_emulator`` for tests, the demo and benchmarks.
 
 Nothing here ever returns a token: accounts are shown as ``{ig_id, username}`` and validation
-errors are reported without the offending input.
+errors are reported without the offending input. Instagram's side (clock, window, webhooks,
+simulated users) has its routes in ``control_world.py``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +28,8 @@ class _UsersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ig_id: Digits
     igsids: list[Digits] = Field(min_length=1)
+    # Whether they count as having written now (None: window.registered_users_in_window).
+    in_window: bool | None = None
 
 
 class _CommentIn(BaseModel):
@@ -35,7 +37,7 @@ class _CommentIn(BaseModel):
     comment_id: str = Field(min_length=1, max_length=128)
     ig_id: Digits
     commenter_igsid: Digits
-    created_at: float | None = None  # default: now
+    created_at: float | None = None  # default: now (the emulator's clock)
 
 
 class _AccountIn(AccountConfig):
@@ -45,17 +47,17 @@ class _AccountIn(AccountConfig):
 _SCRIPT = TypeAdapter(list[ScriptedAnswer])
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
     def __init__(self, detail: Any) -> None:
         super().__init__("bad control request")
         self.detail = detail
 
 
-async def _json(request: Request) -> Any:
+async def read_json(request: Request) -> Any:
     try:
         return json.loads(await request.body() or b"null")
     except ValueError as exc:
-        raise _BadRequest("body is not valid JSON") from exc
+        raise BadRequest("body is not valid JSON") from exc
 
 
 def _errors(exc: ValidationError) -> list[Any]:
@@ -85,7 +87,7 @@ class ControlApi:
             ("/users", self.add_users, ["POST"]),
             ("/comments", self.add_comment, ["POST"]),
         ]
-        return [Route(PREFIX + path, _guarded(fn), methods=m) for path, fn, m in handlers]
+        return [Route(PREFIX + path, guarded(fn), methods=m) for path, fn, m in handlers]
 
     async def health(self, request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -95,7 +97,7 @@ class ControlApi:
             since = int(request.query_params.get("since", "0"))
             rejected_since = int(request.query_params.get("rejected_since", "0"))
         except ValueError as exc:
-            raise _BadRequest("since and rejected_since must be integers") from exc
+            raise BadRequest("since and rejected_since must be integers") from exc
         return JSONResponse(self.state.snapshot(since, rejected_since))
 
     async def stats(self, request: Request) -> JSONResponse:
@@ -105,22 +107,22 @@ class ControlApi:
         return JSONResponse(self.state.faults.model_dump(mode="json"))
 
     async def put_faults(self, request: Request) -> JSONResponse:
-        patch = await _json(request)
+        patch = await read_json(request)
         if not isinstance(patch, dict):
-            raise _BadRequest("body must be a JSON object")
+            raise BadRequest("body must be a JSON object")
         return JSONResponse(self.state.set_faults(patch).model_dump(mode="json"))
 
     async def get_rate_limits(self, request: Request) -> JSONResponse:
         return JSONResponse(self.state.rate_limits.config.model_dump(mode="json"))
 
     async def put_rate_limits(self, request: Request) -> JSONResponse:
-        patch = await _json(request)
+        patch = await read_json(request)
         if not isinstance(patch, dict):
-            raise _BadRequest("body must be a JSON object")
+            raise BadRequest("body must be a JSON object")
         return JSONResponse(self.state.set_rate_limits(patch).model_dump(mode="json"))
 
     async def script(self, request: Request) -> JSONResponse:
-        data = await _json(request)
+        data = await read_json(request)
         answers = _SCRIPT.validate_python(data.get("answers") if isinstance(data, dict) else data)
         return JSONResponse({"pending": self.state.push_script(answers)})
 
@@ -132,23 +134,23 @@ class ControlApi:
         return JSONResponse({"accounts": [a.public() for a in self.state.accounts()]})
 
     async def add_account(self, request: Request) -> JSONResponse:
-        data = _AccountIn.model_validate(await _json(request))
+        data = _AccountIn.model_validate(await read_json(request))
         try:
             account = self.state.add_account(data)
         except ValueError as exc:
-            raise _BadRequest(str(exc)) from exc
+            raise BadRequest(str(exc)) from exc
         if data.users:
             self.state.add_users(account.ig_id, data.users)
         return JSONResponse(account.public(), status_code=201)
 
     async def add_users(self, request: Request) -> JSONResponse:
-        data = _UsersIn.model_validate(await _json(request))
-        count = self.state.add_users(data.ig_id, data.igsids)
+        data = _UsersIn.model_validate(await read_json(request))
+        count = self.state.add_users(data.ig_id, data.igsids, in_window=data.in_window)
         return JSONResponse({"ig_id": data.ig_id, "users": count})
 
     async def add_comment(self, request: Request) -> JSONResponse:
-        data = _CommentIn.model_validate(await _json(request))
-        created_at = data.created_at if data.created_at is not None else time.time()
+        data = _CommentIn.model_validate(await read_json(request))
+        created_at = data.created_at if data.created_at is not None else self.state.clock.now()
         comment = self.state.add_comment(
             CommentConfig(**{**data.model_dump(), "created_at": created_at})
         )
@@ -160,7 +162,7 @@ def build_routes(state: EmulatorState) -> list[BaseRoute]:
     return ControlApi(state).routes()
 
 
-def _guarded(handler: Handler) -> Handler:
+def guarded(handler: Handler) -> Handler:
     """Turn bad input into a 422/400 JSON answer instead of a 500."""
 
     async def endpoint(request: Request) -> JSONResponse:
@@ -168,7 +170,7 @@ def _guarded(handler: Handler) -> Handler:
             response = await handler(request)
         except ValidationError as exc:
             return JSONResponse({"detail": _errors(exc)}, status_code=422)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return JSONResponse({"detail": exc.detail}, status_code=400)
         return response
 

@@ -152,15 +152,20 @@ def comment_invalid() -> GraphError:
     )
 
 
-def private_reply_window_closed() -> GraphError:
-    # UNCONFIRMED which code Graph uses for a comment older than 7 days. The closest fact
-    # (sheet §2/§4) is the window error 10 / 2534022, observed with HTTP 403.
+def outside_window() -> GraphError:
+    """The messaging window is closed (observed on graph.instagram.com, fact sheet §2)."""
     return GraphError(
         status=403,
         code=10,
         subcode=2534022,
         message="This message is sent outside of allowed window.",
     )
+
+
+def private_reply_window_closed() -> GraphError:
+    # UNCONFIRMED which code Graph uses for a comment older than 7 days. The closest fact
+    # (sheet §2/§4) is the window error 10 / 2534022, observed with HTTP 403.
+    return outside_window()
 
 
 def private_reply_already_sent() -> GraphError:

@@ -1,10 +1,16 @@
 """The send pipeline behind ``POST /v{N}.0/{IG_ID|me}/messages``.
 
 One ordered list of synchronous checks (each may raise ``GraphError``), then delivery, then
-the answer. Later features slot in as further checks without touching the others (the 24 h
-window from inbound messages, and so on). Checks and delivery run under the state lock with no
-``await`` in between, so check-then-deliver (one private reply per comment, the per-account
-rate limits) is atomic.
+the answer. Later features slot in as further checks without touching the others. Checks and
+delivery run under the state lock with no ``await`` in between, so check-then-deliver (one
+private reply per comment, the per-account rate limits) is atomic.
+
+The messaging window (``messaging_window``, last): a send to a user who has not written to the
+account within 24 h (7 days for HUMAN_AGENT messages) is refused with 403 10/2534022, after
+authentication, validation, rate limits and the recipient's existence are settled. Ages are
+measured on the emulator's clock (``state.clock``), which tests move forward.
+
+Delivery of a message also queues its echo webhook (``inbound.business_message``).
 
 Rate limits (``rate_limit``, after body validation): a call over its account's budget gets the
 configured throttle error and is not delivered. While limits are enabled every answer whose
@@ -26,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ig_outbound.emulator import graph_errors as ge
+from ig_outbound.emulator import inbound
 from ig_outbound.emulator.body import JsonDict, parse_body, parse_form
 from ig_outbound.emulator.config import PRIVATE_REPLY_WINDOW_S
 from ig_outbound.emulator.graph_errors import GraphError
@@ -200,7 +207,7 @@ def resolve_recipient(ctx: SendContext, state: EmulatorState) -> None:
     comment = state.comment(ctx.send.comment_id)
     if comment is None or comment.ig_id != ctx.ig_id:
         raise ge.comment_invalid()
-    if ctx.arrived_at - comment.created_at > PRIVATE_REPLY_WINDOW_S:
+    if state.clock.at(ctx.arrived_at) - comment.created_at > PRIVATE_REPLY_WINDOW_S:
         raise ge.private_reply_window_closed()
     if comment.replied_at is not None:
         raise ge.private_reply_already_sent()
@@ -223,6 +230,24 @@ def rate_limit(ctx: SendContext, state: EmulatorState) -> None:
         raise ge.rate_limited(limits.config.throttle_answer)
 
 
+def messaging_window(ctx: SendContext, state: EmulatorState) -> None:
+    """Graph's window: the user must have written within 24 h (HUMAN_AGENT: 7 days).
+
+    Sender actions and reactions follow the 24 h window too. Private replies are not in a
+    conversation yet: ``resolve_recipient`` applies their rule (7 days after the comment, once).
+    """
+    send = ctx.send
+    assert send is not None and ctx.recipient_id is not None
+    window = state.window
+    if send.comment_id is not None or not window.enforced:
+        return
+    human_agent = send.kind == "message" and send.tag == "HUMAN_AGENT"
+    span = window.human_agent_s if human_agent else window.standard_s
+    opened_at = state.window_opened_at(ctx.ig_id, ctx.recipient_id)
+    if opened_at is None or state.clock.at(ctx.arrived_at) - opened_at > span:
+        raise ge.outside_window()
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
     check_version,
     authenticate,
@@ -233,6 +258,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     validate_body,
     rate_limit,
     resolve_recipient,
+    messaging_window,
 )
 
 
@@ -260,7 +286,7 @@ def deliver(ctx: SendContext, state: EmulatorState) -> RecordedCall:
         raise ge.private_reply_already_sent()
     mid = state.next_message_id(ctx.ig_id) if send.kind == "message" else None
     after = ctx.after_send
-    return state.record_call(
+    call = state.record_call(
         arrived_at=ctx.arrived_at,
         finished_at=time.time(),
         ig_id=ctx.ig_id,
@@ -277,6 +303,9 @@ def deliver(ctx: SendContext, state: EmulatorState) -> RecordedCall:
         fault=after.fault if after else None,
         truncations=[asdict(t) for t in send.truncations],
     )
+    if call.message_id is not None:
+        inbound.business_message(state, call)
+    return call
 
 
 def success_response(call: RecordedCall, headers: dict[str, str]) -> Response:

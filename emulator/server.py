@@ -31,7 +31,7 @@ def make_server(
         port=port,
         log_level="warning",
         access_log=False,
-        lifespan="off",
+        lifespan="on",  # runs webhook delivery and the simulated users
         server_header=False,  # graph.instagram.com does not announce uvicorn
         # Requests hanging on an injected timeout must not hold up shutdown.
         timeout_graceful_shutdown=1,

@@ -1,4 +1,5 @@
-"""In-memory world of the emulator: accounts, users, comments, faults, rate windows, calls.
+"""In-memory world of the emulator: accounts, users, comments, faults, rate windows, calls,
+conversations (who wrote when: the messaging window), the clock and the webhook dispatcher.
 
 Guarding: request handlers run on one asyncio loop and every method here is synchronous (no
 ``await`` inside), so each call is atomic with respect to other requests. The ``RLock`` also
@@ -11,10 +12,13 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import httpx
+
+from ig_outbound.emulator.clock import EmulatorClock
 from ig_outbound.emulator.config import (
     AccountConfig,
     CommentConfig,
@@ -22,7 +26,11 @@ from ig_outbound.emulator.config import (
     FaultSettings,
     RateLimitConfig,
     ScriptedAnswer,
+    SimulatedUsersConfig,
+    WindowConfig,
 )
+from ig_outbound.emulator.conversations import Conversations
+from ig_outbound.emulator.delivery import WebhookDispatcher
 from ig_outbound.emulator.ids import message_id
 from ig_outbound.emulator.rate_limits import (
     RateClass,
@@ -96,15 +104,29 @@ class RejectedCall:
 class EmulatorState:
     """All mutable emulator state. One instance per app."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(
+        self, config: EmulatorConfig, webhook_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.lock = threading.RLock()
         self._config = config
         self._accounts_by_id: dict[str, Account] = {}
         self._accounts_by_token: dict[str, Account] = {}
         self._users: dict[str, set[str]] = {}
         self._comments: dict[str, Comment] = {}
+        # Users registered as having written (WindowConfig.registered_users_in_window).
+        self._open_on_register: set[tuple[str, str]] = set()
+        # Users and comments simulated users made up: forgotten by reset, so a seeded run
+        # after a reset starts from the same world.
+        self._simulated_users: set[tuple[str, str]] = set()
+        self._simulated_comments: set[str] = set()
         self.allow_any_recipient = config.allow_any_recipient
         self._mid_counter = 0
+        self.window = config.window.model_copy()
+        self.clock = EmulatorClock(config.clock_offset_s)
+        self.conversations = Conversations()
+        self.webhooks = WebhookDispatcher(config.webhooks.model_copy(), webhook_transport)
+        # Called after every reset (outside the lock), e.g. to wake the simulated users' task.
+        self.reset_listeners: list[Callable[[], None]] = []
         for account in config.accounts:
             self.add_account(account)
         for ig_id, igsids in config.users.items():
@@ -114,10 +136,22 @@ class EmulatorState:
         self._init_run_state()
 
     def _init_run_state(self) -> None:
-        """Everything ``reset()`` clears: calls, counters, faults, script, replies, rate windows.
+        """Everything ``reset()`` clears: calls, counters, faults, script, replies, rate windows,
+        conversations, webhooks, the clock offset and simulated users' inventions.
 
-        Faults and rate-limit settings go back to the configured ones.
+        Settings (faults, rate limits, window, webhooks, simulated users) go back to the
+        configured ones; registered users count as having written now (if so configured).
         """
+        self._forget_simulated()
+        self.window = self._config.window.model_copy()
+        self.clock = EmulatorClock(self._config.clock_offset_s)
+        self.conversations = Conversations()
+        self._registered_at = self.clock.now()  # allow_any_recipient's implicit users
+        for ig_id, igsid in self._open_on_register:
+            self.conversations.registered(ig_id, igsid, self._registered_at)
+        self.webhooks.reset(self._config.webhooks.model_copy())
+        self.simulated_users = self._config.simulated_users.model_copy()
+        self.users_rng = random.Random(self.simulated_users.seed)
         self.calls: list[RecordedCall] = []
         self.rejected: list[RejectedCall] = []
         self.faults = self._config.faults.model_copy()
@@ -149,18 +183,51 @@ class EmulatorState:
             self._users.setdefault(new.ig_id, set())
             return new
 
-    def add_users(self, ig_id: str, igsids: Iterable[str]) -> int:
+    def add_users(
+        self,
+        ig_id: str,
+        igsids: Iterable[str],
+        *,
+        in_window: bool | None = None,
+        simulated: bool = False,
+    ) -> int:
+        """Register users of an account; ``in_window`` None follows the window settings."""
         with self.lock:
             users = self._users.setdefault(ig_id, set())
-            users.update(igsids)
+            opens = self.window.registered_users_in_window if in_window is None else in_window
+            now = self.clock.now()
+            for igsid in igsids:
+                key = (ig_id, igsid)
+                if simulated and igsid not in users:
+                    self._simulated_users.add(key)
+                users.add(igsid)
+                if opens:
+                    self._open_on_register.add(key)
+                    self.conversations.registered(ig_id, igsid, now)
             return len(users)
 
-    def add_comment(self, comment: CommentConfig) -> Comment:
+    def users_of(self, ig_id: str) -> list[str]:
+        """The account's registered users, sorted (stable for a seeded choice)."""
+        with self.lock:
+            return sorted(self._users.get(ig_id, ()))
+
+    def _forget_simulated(self) -> None:
+        for ig_id, igsid in self._simulated_users:
+            self._users.get(ig_id, set()).discard(igsid)
+            self._open_on_register.discard((ig_id, igsid))
+        for comment_id in self._simulated_comments:
+            self._comments.pop(comment_id, None)
+        self._simulated_users.clear()
+        self._simulated_comments.clear()
+
+    def add_comment(self, comment: CommentConfig, *, simulated: bool = False) -> Comment:
         with self.lock:
             new = Comment(
                 comment.comment_id, comment.ig_id, comment.commenter_igsid, comment.created_at
             )
             self._comments[new.comment_id] = new
+            if simulated:
+                self._simulated_comments.add(new.comment_id)
             return new
 
     def accounts(self) -> list[Account]:
@@ -178,6 +245,51 @@ class EmulatorState:
     def comment(self, comment_id: str) -> Comment | None:
         with self.lock:
             return self._comments.get(comment_id)
+
+    def account(self, ig_id: str) -> Account | None:
+        with self.lock:
+            return self._accounts_by_id.get(ig_id)
+
+    # --- the messaging window ------------------------------------------------------------------
+
+    def window_opened_at(self, ig_id: str, igsid: str) -> float | None:
+        """When the user last wrote to the account (emulator clock), or None: never."""
+        with self.lock:
+            conversation = self.conversations.get(ig_id, igsid)
+            opened = conversation.opened_at if conversation is not None else None
+            if opened is None and self._implicitly_open(ig_id, igsid):
+                return self._registered_at  # any recipient "exists", as if registered
+            return opened
+
+    def _implicitly_open(self, ig_id: str, igsid: str) -> bool:
+        return (
+            self.allow_any_recipient
+            and self.window.registered_users_in_window
+            and igsid not in self._users.get(ig_id, ())
+        )
+
+    def record_user_message(
+        self, ig_id: str, igsid: str, at: float, mid: str | None, *, simulated: bool = False
+    ) -> None:
+        """A user wrote to the account at ``at`` (emulator clock): opens the window, and makes
+        the user an existing user of the account."""
+        with self.lock:
+            if igsid not in self._users.get(ig_id, ()):
+                self.add_users(ig_id, [igsid], in_window=False, simulated=simulated)
+            self.conversations.user_wrote(ig_id, igsid, at, mid)
+
+    def set_window(self, patch: Mapping[str, Any]) -> WindowConfig:
+        with self.lock:
+            self.window = WindowConfig.model_validate({**self.window.model_dump(), **patch})
+            return self.window
+
+    def set_simulated_users(self, patch: Mapping[str, Any]) -> SimulatedUsersConfig:
+        with self.lock:
+            merged = {**self.simulated_users.model_dump(), **patch}
+            self.simulated_users = SimulatedUsersConfig.model_validate(merged)
+            if "seed" in patch:
+                self.users_rng.seed(self.simulated_users.seed)
+            return self.simulated_users
 
     # --- faults and script --------------------------------------------------------------
 
@@ -311,6 +423,8 @@ class EmulatorState:
                 "violations": self.rate_limits.violations(),
                 "violations_by_account_class": self.rate_limits.violations_by_account_class(),
                 "max_calls_in_any_window": self._max_calls_in_any_window(),
+                "webhooks": self.webhooks.stats(),
+                "clock_offset_s": self.clock.offset_s,
             }
 
     def _max_calls_in_any_window(self) -> dict[str, dict[str, int]]:
@@ -326,9 +440,10 @@ class EmulatorState:
         return result
 
     def reset(self) -> None:
-        """Clear calls, counters, faults, script and rate windows; keep accounts, users, comments.
-
-        Fault and rate-limit settings go back to the configured ones.
+        """Clear the run (see ``_init_run_state``); keep accounts, users and comments (but not
+        the ones simulated users made up).
         """
         with self.lock:
             self._init_run_state()
+        for listener in self.reset_listeners:
+            listener()
