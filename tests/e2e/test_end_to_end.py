@@ -14,7 +14,12 @@ from ig_outbound.emulator import EmulatorControl
 from ig_outbound.harness.intents import make_intent
 from ig_outbound.harness.wait import wait_until_async
 from ig_outbound.producers.enqueue import OutboundClient, SyncOutboundClient
-from ig_outbound.producers.errors import IdempotencyConflictError, IntentError, UnknownAccountError
+from ig_outbound.producers.errors import (
+    IdempotencyConflictError,
+    IntentError,
+    UnknownAccountError,
+    WindowClosedError,
+)
 from ig_outbound.producers.keys import ARQ_IN_PROGRESS_PREFIX
 from tests.e2e.conftest import (
     ACCOUNT_A,
@@ -133,15 +138,15 @@ async def test_private_reply_reaches_the_commenter(
     outcome = await client.wait(intent["idempotency_key"], timeout=20)
     assert outcome.status == "sent"
     assert outcome.recipient_id == USERS[0]
-    # Graph allows one private reply per comment: a second intent fails permanently.
+    # Graph allows one private reply per comment: a second intent is refused at enqueue, and
+    # never reaches Graph (which would answer 10900).
     second = make_intent(
         new_key("pr2"), ACCOUNT_A, {"comment_id": COMMENTS[0]}, {"kind": "text", "text": "Again"}
     )
-    await client.enqueue(second)
-    again = await client.wait(second["idempotency_key"], timeout=20)
-    assert again.status == "failed"
-    assert again.error is not None and again.error.code == 10900
-    assert again.reason == "already_replied"
+    with pytest.raises(WindowClosedError) as refused:
+        await client.enqueue(second)
+    assert refused.value.reason == "private_reply_already_sent"
+    assert control.stats()["rejected_by_error"].get("10900") is None
 
 
 async def test_same_key_twice_is_a_duplicate_and_sends_once(
