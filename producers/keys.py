@@ -46,6 +46,7 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "user_last_message": "{prefix}:lastmsg:{account}:{user}",
         "comment": "{prefix}:comment:{comment}",
         "echo_claims": "{prefix}:claimed:{account}:{recipient}",
+        "disclosure": "{prefix}:disc:{account}:{user}",
         "webhooks": "{prefix}:webhooks",
         "inbound": "{prefix}:inbound",
         "inbound_seen": "{prefix}:inseen:{account}:{event}",
@@ -179,6 +180,10 @@ class Keys:
     def echo_claims(self, account_id: str, recipient_id: str) -> str:
         """Sorted set: echo mids already attributed to a send of this conversation."""
         return self._key("echo_claims", account=account_id, recipient=recipient_id)
+
+    def disclosure(self, account_id: str, user_id: str) -> str:
+        """Hash: when the last automated / human-written message of a conversation went."""
+        return self._key("disclosure", account=account_id, user=user_id)
 
     @property
     def webhooks(self) -> str:

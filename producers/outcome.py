@@ -35,6 +35,16 @@ class GraphErrorInfo(BaseModel):
     fbtrace_id: str | None = None
 
 
+class DisclosureInfo(BaseModel):
+    """The bot disclosure sent just before the intent's message (worker/disclosure.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trigger: str = Field(description="conversation_start, lapse or human_handover.")
+    message_id: str | None = None
+    sent_at: datetime | None = None
+
+
 class Outcome(BaseModel):
     """What finally happened to one intent."""
 
@@ -58,3 +68,6 @@ class Outcome(BaseModel):
     finished_at: datetime
     latency_ms: float | None = Field(default=None, description="Enqueue to outcome.")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    disclosure: DisclosureInfo | None = Field(
+        default=None, description="The bot disclosure sent just before this message, if any."
+    )

@@ -155,17 +155,19 @@ def _script(name: str, *libraries: str) -> LuaScript:
 
 
 # The library files; every other .lua file is a script body.
-LIBRARIES = frozenset({"gcra", "strict_json", "conversation", "window"})
+LIBRARIES = frozenset({"gcra", "strict_json", "conversation", "window", "preflight", "disclosure"})
 
 SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
     {
         s.name: s
         for s in (
             _script("enqueue", "gcra", "strict_json", "window"),
-            _script("journal_begin", "window"),
+            _script("journal_begin", "window", "preflight"),
+            _script("disclosure_decide", "window", "preflight", "disclosure"),
+            _script("disclosure_settle", "disclosure"),
             _script("journal_unconfirm"),
             _script("journal_release"),
-            _script("journal_finish", "conversation"),
+            _script("journal_finish", "conversation", "disclosure"),
             _script("journal_count"),
             _script("dead_letter_unkeyed"),
             _script("dead_letter_replayed"),
@@ -184,6 +186,8 @@ JOURNAL_UNCONFIRM = SCRIPTS["journal_unconfirm"]
 JOURNAL_RELEASE = SCRIPTS["journal_release"]
 JOURNAL_FINISH = SCRIPTS["journal_finish"]
 JOURNAL_COUNT = SCRIPTS["journal_count"]
+DISCLOSURE_DECIDE = SCRIPTS["disclosure_decide"]
+DISCLOSURE_SETTLE = SCRIPTS["disclosure_settle"]
 DEAD_LETTER_UNKEYED = SCRIPTS["dead_letter_unkeyed"]
 RATE_ACQUIRE = SCRIPTS["rate_acquire"]
 ACCOUNT_PAUSE = SCRIPTS["account_pause"]

@@ -80,3 +80,18 @@ def test_worker_refuses_rate_settings_that_make_no_sense() -> None:
         "rate.burst",
         "rate.utilization",
     }
+
+
+def test_a_malformed_disclosure_setting_stops_the_worker_naming_it() -> None:
+    done = _run(
+        ["worker"],
+        {
+            "IG_OUTBOUND_DISCLOSURE__DEFAULT__LANGUAGE": "fr",
+            "IG_OUTBOUND_DISCLOSURE__ACCOUNTS": '{"not-an-id": {"enabled": true}}',
+        },
+    )
+    assert done.returncode == 2
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["error"] == "invalid_settings"
+    settings = {p["setting"] for p in report["problems"]}
+    assert {"disclosure.default.language", "disclosure.accounts"} <= settings

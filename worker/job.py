@@ -12,6 +12,7 @@ attempt; only transient failures of real sends count against the budget, and ARQ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,17 +23,23 @@ from arq import Retry
 
 from ig_outbound.producers.errors import IntentError, Problem
 from ig_outbound.producers.inbound import claim_echo, message_fingerprint
-from ig_outbound.producers.intent import MessageIntent
+from ig_outbound.producers.intent import MAX_TEXT_BYTES, MessageIntent
 from ig_outbound.producers.outcome import GraphErrorInfo, OutcomeStatus
-from ig_outbound.producers.rate_class import rate_class
+from ig_outbound.producers.rate_class import RateClass, rate_class
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.validation import parse_intent, readable_key
 from ig_outbound.producers.wire import BAD_JOB_MARKER
 from ig_outbound.worker import metrics
 from ig_outbound.worker.backoff import full_jitter
+from ig_outbound.worker.disclosure import (
+    Disclosure,
+    disclosure_body,
+    disclosure_for,
+    keeps_conversation_state,
+)
 from ig_outbound.worker.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
 from ig_outbound.worker.job_guard import owning_key
-from ig_outbound.worker.journal import Begin
+from ig_outbound.worker.journal import DISCLOSURE, MESSAGE, Begin, Phase
 from ig_outbound.worker.outcomes import make_outcome, observe
 from ig_outbound.worker.payloads import build_body
 from ig_outbound.worker.services import Services
@@ -60,6 +67,10 @@ def park_retry() -> Retry:
     defer would be added to the score, which the end of the intent before may have just set
     to "now" (a lost wake-up would hold the conversation until its deadline)."""
     return Retry(defer=None)
+
+
+class _DisclosureSent(Exception):
+    """Internal: the disclosure phase is over (sent, or found sent); the message follows."""
 
 
 class _Done(Exception):
@@ -193,6 +204,10 @@ class _SendRun:
         self.body: dict[str, Any]
         self.enqueued_ms: int | None = None
         self.attempts = 0
+        # The journal phase this run is in: the disclosure (before) or the message.
+        self.phase: Phase = MESSAGE
+        # A disclosure that goes inside the message itself (a private reply: one per comment).
+        self.inline_trigger: str | None = None
 
     async def run(self) -> str:
         intent = await self._validate()
@@ -203,13 +218,68 @@ class _SendRun:
         token = self.s.tokens.get(intent.account_id)
         if token is None:
             await self._finish(OutcomeStatus.REJECTED, reason="unknown_account")
+        assert token is not None
         self.body = build_body(intent)
+        disclosure = disclosure_for(self.s.settings.disclosure, intent)
+        if disclosure is not None:
+            await self._disclose(disclosure, deadline, token)
+        await self._send(deadline, token)
+
+    async def _send(self, deadline: datetime, token: str) -> NoReturn:
+        """One phase's send: a rate slot, the journal's lease, the request, its answer
+        (which always ends the phase: an outcome, a re-run, or `_DisclosureSent`)."""
         await self._rate_slot(deadline)
         await self._begin(deadline)
-        assert token is not None
-        result = await self.s.graph.send_message(intent.account_id, self.body, token)
+        result = await self.s.graph.send_message(self.intent.account_id, self.body, token)
         self._count_request(result)
         await self._handle(result, deadline)
+
+    # --- the bot disclosure ------------------------------------------------------------------
+
+    async def _disclose(self, disclosure: Disclosure, deadline: datetime, token: str) -> None:
+        """Send the disclosure this message needs (decided once, in Redis), just before it;
+        returns when the message may go. A private reply carries it inline instead."""
+        user = self.intent.recipient.id or ""
+        decision = await self.s.journal.decide_disclosure(
+            self.intent.idempotency_key,
+            park_until_ms=self._park_until_ms(deadline),
+            lapse_ms=disclosure.lapse_ms,
+            user=user,
+        )
+        if decision.verdict != "decided":
+            await self._preflight_ended(decision)
+        if decision.state == "none":
+            return
+        if self.intent.recipient.comment_id is not None:
+            await self._disclose_inline(disclosure, decision.trigger or "conversation_start")
+            return
+        if decision.state == "sent":
+            return
+        message_body = self.body
+        self.phase, self.body = DISCLOSURE, disclosure_body(self.intent, disclosure)
+        with contextlib.suppress(_DisclosureSent):
+            await self._send(deadline, token)
+        self.phase, self.body = MESSAGE, message_body
+
+    async def _disclose_inline(self, disclosure: Disclosure, trigger: str) -> None:
+        """A private reply is the one message a comment may get: the disclosure leads it."""
+        message = self.body["message"]
+        text = f"{disclosure.text}\n\n{message['text']}"
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            await self._finish(OutcomeStatus.REJECTED, reason="disclosure_does_not_fit")
+        self.body = {**self.body, "message": {**message, "text": text}}
+        self.inline_trigger = trigger
+
+    async def _disclosure_sent(self, mid: str | None, user: str | None) -> None:
+        """The disclosure went (confirmed by Graph or by its echo): kept, counted, on."""
+        await self.s.journal.settle_disclosure(
+            self.intent.idempotency_key, mid=mid, user=user or self.intent.recipient.id or ""
+        )
+        trigger = self.inline_trigger or (
+            await self.s.journal.disclosure_trigger(self.intent.idempotency_key)
+        )
+        metrics.DISCLOSURES.labels(trigger=trigger or "").inc()
+        log.info("disclosure_sent", trigger=trigger, message_id=mid)
 
     # --- checks before sending --------------------------------------------------------------
 
@@ -264,7 +334,11 @@ class _SendRun:
 
         A short wait is slept here; a longer one (a backlog, a pause) defers the job to its
         reserved slot, which frees this worker and spends no attempt."""
-        cls = rate_class(self.intent.kind, self.intent.recipient.comment_id is not None)
+        cls = (
+            RateClass.LIGHT  # the disclosure is a text message
+            if self.phase == DISCLOSURE
+            else rate_class(self.intent.kind, self.intent.recipient.comment_id is not None)
+        )
         for tries in range(1, MAX_SLOT_SLEEPS + 2):
             member = f"{self.owner}:{time.monotonic_ns()}"
             # After a few short waits it gives up its place and reserves a new slot.
@@ -280,18 +354,33 @@ class _SendRun:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _park_until_ms(self, deadline: datetime) -> int:
+        park_until = min(self.s.clock.now() + timedelta(seconds=PARK_S), deadline)
+        return int(park_until.timestamp() * 1000) + 50
+
     async def _begin(self, deadline: datetime) -> None:
         key = self.intent.idempotency_key
-        park_until = min(self.s.clock.now() + timedelta(seconds=PARK_S), deadline)
-        park_until_ms = int(park_until.timestamp() * 1000) + 50
+        park_until_ms = self._park_until_ms(deadline)
         begin = await self.s.journal.begin(
-            key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms
+            key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms, phase=self.phase
         )
         if begin.verdict == "ambiguous":
             await self._settle_ambiguous(begin, deadline)
             begin = await self.s.journal.begin(
-                key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms, take_over=True
-            )
+                key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms,
+                take_over=True, phase=self.phase,
+            )  # fmt: skip
+        if begin.verdict == "done" and self.phase == DISCLOSURE:
+            raise _DisclosureSent  # an earlier run sent it (or it turned out unneeded)
+        if begin.verdict == "busy":
+            raise self._defer(begin.retry_in_s + 0.05, deadline, "send_in_progress")
+        if begin.verdict not in ("go", "busy"):
+            await self._preflight_ended(begin)
+        if self.phase == MESSAGE:
+            self.attempts = begin.attempt
+
+    async def _preflight_ended(self, begin: Begin) -> NoReturn:
+        """The journal said this run must not send (see `producers/lua/preflight.lua`)."""
         if begin.verdict == "done":
             raise _Done("duplicate_run")
         if begin.verdict == "window_closed":
@@ -309,21 +398,18 @@ class _SendRun:
             # not sent again; the sweeper moves its conversation on.
             log.error("record_lost")
             await self._finish(OutcomeStatus.FAILED, reason="record_lost")
-        if begin.verdict == "busy":
-            raise self._defer(begin.retry_in_s + 0.05, deadline, "send_in_progress")
         if begin.verdict == "not_its_turn":
             # Earlier intents of the conversation are pending: the script parked the job until
             # the end of the one before queues it (or until its deadline).
             metrics.RETRIES.labels(reason="conversation_order").inc()
             raise park_retry()
-        if begin.verdict != "go":
-            raise self._defer(0.1, deadline, "lease_race")
-        self.attempts = begin.attempt
+        raise AssertionError(f"unexpected journal verdict {begin.verdict!r}")
 
     async def _settle_ambiguous(self, begin: Begin, deadline: datetime) -> None:
         """An earlier send may have reached Graph (a run died mid-send or got no answer).
         Returns only when the intent is to be resent (then under this run's lease)."""
-        self.attempts = begin.attempt
+        if self.phase == MESSAGE:
+            self.attempts = begin.attempt
         await self._ambiguous_policy(begin, deadline)
 
     # --- after the answer -------------------------------------------------------------------
@@ -352,9 +438,17 @@ class _SendRun:
         await self._on_permanent(result)
 
     async def _on_success(self, result: GraphResult) -> NoReturn:
-        await self._finish(
-            OutcomeStatus.SENT, message_id=result.message_id, recipient_id=result.recipient_id
-        )
+        await self._confirmed(result.message_id, result.recipient_id)
+
+    async def _confirmed(self, mid: str | None, recipient_id: str | None, **why: Any) -> NoReturn:
+        """This phase's send reached Graph (its answer, or its echo): the disclosure is kept
+        and the message follows (`_DisclosureSent`); the message ends the intent `sent`."""
+        if self.phase == DISCLOSURE:
+            await self._disclosure_sent(mid, recipient_id)
+            raise _DisclosureSent
+        if self.inline_trigger is not None:
+            await self._disclosure_sent(mid, recipient_id)
+        await self._finish(OutcomeStatus.SENT, message_id=mid, recipient_id=recipient_id, **why)
 
     async def _on_ambiguous(self, result: GraphResult, deadline: datetime) -> None:
         """This run's request left but no answer says what happened to it. Returns only when
@@ -367,7 +461,9 @@ class _SendRun:
         setting's fallback) and wait; it spends no attempt."""
         pause = regain_access_s(result.usage) or self.s.settings.retry.throttle_pause_s
         await self._pause(pause, result.classification.reason)
-        await self.s.journal.release(self.intent.idempotency_key, self.owner, count_failure=False)
+        await self.s.journal.release(
+            self.intent.idempotency_key, self.owner, count_failure=False, phase=self.phase
+        )
         raise self._defer(pause, deadline, "throttled")
 
     async def _on_account_problem(self, result: GraphResult, deadline: datetime) -> NoReturn:
@@ -377,21 +473,25 @@ class _SendRun:
         pause = self.s.settings.retry.account_pause_s
         await self._pause(pause, reason)
         log.error("account_problem", account=self.intent.account_id, reason=reason)
-        await self.s.journal.release(self.intent.idempotency_key, self.owner, count_failure=False)
+        await self.s.journal.release(
+            self.intent.idempotency_key, self.owner, count_failure=False, phase=self.phase
+        )
         raise self._defer(pause, deadline, "account_problem")
 
     async def _on_transient(self, result: GraphResult, deadline: datetime) -> NoReturn:
         """Count a failure and retry after a capped, jittered backoff, until the budget ends."""
         cls = result.classification
         failures = await self.s.journal.release(
-            self.intent.idempotency_key, self.owner, count_failure=True
+            self.intent.idempotency_key, self.owner, count_failure=True, phase=self.phase
         )
         retry = self.s.settings.retry
         # `max_attempts` sends in all; some errors allow fewer (e.g. "transient once").
         exhausted = failures >= retry.max_attempts
         if exhausted or cls.effective_class(failures) is not ErrorClass.TRANSIENT:
             await self._finish(
-                OutcomeStatus.FAILED, reason=cls.reason, error=self._error_info(result)
+                OutcomeStatus.FAILED,
+                reason=self._failed(cls.reason),
+                error=self._error_info(result),
             )
         delay = full_jitter(failures, retry.backoff_base_s, retry.backoff_cap_s)
         raise self._defer(delay, deadline, "transient")
@@ -399,9 +499,13 @@ class _SendRun:
     async def _on_permanent(self, result: GraphResult) -> NoReturn:
         await self._finish(
             OutcomeStatus.FAILED,
-            reason=result.classification.reason,
+            reason=self._failed(result.classification.reason),
             error=self._error_info(result),
         )
+
+    def _failed(self, reason: str) -> str:
+        """A failed disclosure fails its message (it must not go without it): say which."""
+        return f"disclosure_failed:{reason}" if self.phase == DISCLOSURE else reason
 
     async def _heed_usage(self, result: GraphResult) -> None:
         """Meta's usage header near 100 %: slow the account fleet-wide for a while."""
@@ -455,12 +559,14 @@ class _SendRun:
         period; returns (to resend) when the grace period is over without one."""
         if isinstance(send, GraphResult):
             # Settled on a later run: by its echo, or resent after the grace period.
-            await self.s.journal.unconfirm(self.intent.idempotency_key, self.owner)
+            await self.s.journal.unconfirm(
+                self.intent.idempotency_key, self.owner, phase=self.phase
+            )
             raise self._defer(RECONCILE_POLL_S, deadline, "reconciling")
         mid = await self._claim_echo(since_ms=send.sending_since_ms - ECHO_CLOCK_SKEW_MS)
         if mid is not None:
             metrics.AMBIGUOUS_SENDS.labels(decision="reconciled").inc()
-            await self._finish(OutcomeStatus.SENT, reason="reconciled", message_id=mid)
+            await self._confirmed(mid, None, reason="reconciled")
         left = self.s.settings.reconcile_grace_s - send.ambiguous_for_s
         if left > 0:
             raise self._defer(min(left, RECONCILE_POLL_S), deadline, "reconciling")
@@ -491,9 +597,11 @@ class _SendRun:
         error: GraphErrorInfo | None = None,
     ) -> NoReturn:
         """Publish the terminal outcome (at most once, atomically) and end the job."""
+        key = self.intent.idempotency_key
         if status is not OutcomeStatus.SENT and self.attempts == 0:
             # Ending before a send in this run: earlier runs may have made attempts.
-            self.attempts = (await self.s.journal.read(self.intent.idempotency_key)).attempts
+            self.attempts = (await self.s.journal.read(key)).attempts
+        discloses = keeps_conversation_state(self.s.settings.disclosure, self.intent.account_id)
         outcome = make_outcome(
             key=self.intent.idempotency_key,
             status=status,
@@ -505,7 +613,10 @@ class _SendRun:
             attempts=self.attempts,
             enqueued_ms=self.enqueued_ms,
             now_ms=self.s.clock.now_ms(),
+            disclosure=await self.s.journal.disclosure(key) if discloses else None,
         )
-        published = await self.s.journal.finish(outcome, _dump(self.raw))
+        published = await self.s.journal.finish(
+            outcome, _dump(self.raw), keep_conversation=discloses
+        )
         observe(outcome, published)
         raise _Done(status.value if published else "duplicate_run")

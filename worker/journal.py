@@ -12,15 +12,18 @@ Times come from Redis (`TIME`), so leases mean the same thing on every machine o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.outcome import DEAD_LETTER_STATUSES, Outcome
+from ig_outbound.producers.outcome import DEAD_LETTER_STATUSES, DisclosureInfo, Outcome
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import (
     DEAD_LETTER_UNKEYED,
+    DISCLOSURE_DECIDE,
+    DISCLOSURE_SETTLE,
     JOURNAL_BEGIN,
     JOURNAL_COUNT,
     JOURNAL_FINISH,
@@ -33,13 +36,17 @@ from ig_outbound.producers.scripts import (
 class Begin:
     """Answer of `Journal.begin`: go ahead (`attempt` is this send's number) or not."""
 
-    verdict: Literal["go", "done", "busy", "ambiguous", "not_its_turn", "gone", "window_closed"]
+    verdict: Literal[
+        "go", "done", "busy", "ambiguous", "not_its_turn", "gone", "window_closed", "decided"
+    ]
     attempt: int = 0
     state: str | None = None
     retry_in_s: float = 0.0
     # For `ambiguous`: when the unconfirmed send started, and how long it has been unsettled.
     sending_since_ms: int = 0
     ambiguous_for_s: float = 0.0
+    # For `decided`: what triggers the disclosure (state `queued`), if anything.
+    trigger: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,25 @@ class Record:
     failures: int
     ambiguous: int
     deadline_ms: int | None = None
+
+
+# The journal's phases: the field prefix of their state in the record.
+Phase = Literal["", "d_"]
+MESSAGE: Phase = ""
+DISCLOSURE: Phase = "d_"
+
+
+def _preflight_verdict(verdict: str, detail: str) -> Begin:
+    """A reply of `producers/lua/preflight.lua` (or the end of a phase) as a `Begin`."""
+    if verdict == "done":
+        return Begin("done", state=detail)
+    if verdict == "not_its_turn":
+        return Begin("not_its_turn")
+    if verdict == "gone":
+        return Begin("gone")
+    if verdict == "window_closed":
+        return Begin("window_closed", state=detail)
+    raise ValueError(f"unexpected journal verdict {verdict!r}")
 
 
 def _s(value: object) -> str:
@@ -76,6 +102,8 @@ class Journal:
         self._finish = redis.register_script(JOURNAL_FINISH.source)
         self._dead_letter_only = redis.register_script(DEAD_LETTER_UNKEYED.source)
         self._count = redis.register_script(JOURNAL_COUNT.source)
+        self._decide = redis.register_script(DISCLOSURE_DECIDE.source)
+        self._settle = redis.register_script(DISCLOSURE_SETTLE.source)
 
     async def read(self, key: str) -> Record:
         raw = await resolve(self._redis.hgetall(self._keys.record(key)))
@@ -93,30 +121,32 @@ class Journal:
         )
 
     async def begin(
-        self, key: str, owner: str, lease_s: float, *, park_until_ms: int, take_over: bool = False
+        self,
+        key: str,
+        owner: str,
+        lease_s: float,
+        *,
+        park_until_ms: int,
+        take_over: bool = False,
+        phase: Phase = MESSAGE,
     ) -> Begin:
-        """Start a send. Not its conversation's turn: the job is re-queued at `park_until_ms`
-        (the caller must then leave the queue score alone: `Retry(defer=None)`)."""
+        """Start a send of `phase` (the message, or the disclosure before it). Not its
+        conversation's turn: the job is re-queued at `park_until_ms` (the caller must then
+        leave the queue score alone: `Retry(defer=None)`)."""
         reply = await self._begin(
             keys=[self._keys.record(key), self._keys.queue],
             args=[
                 int(lease_s * 1000), owner, "1" if take_over else "0", key, park_until_ms,
-                self._keys.prefix,
+                self._keys.prefix, phase,
             ],
         )  # fmt: skip
         verdict, detail = _s(reply[0]), _s(reply[1])
         if verdict == "go":
             return Begin("go", attempt=int(detail))
-        if verdict == "done":
-            return Begin("done", state=detail)
         if verdict == "busy":
             return Begin("busy", retry_in_s=int(detail) / 1000)
-        if verdict == "not_its_turn":
-            return Begin("not_its_turn")
-        if verdict == "gone":
-            return Begin("gone")
-        if verdict == "window_closed":
-            return Begin("window_closed", state=detail)
+        if verdict != "ambiguous":
+            return _preflight_verdict(verdict, detail)
         return Begin(
             "ambiguous",
             attempt=int(detail),
@@ -124,9 +154,9 @@ class Journal:
             ambiguous_for_s=int(_s(reply[3])) / 1000,
         )
 
-    async def unconfirm(self, key: str, owner: str) -> None:
+    async def unconfirm(self, key: str, owner: str, *, phase: Phase = MESSAGE) -> None:
         """Mark this run's send as unconfirmed (left, unanswered) for reconciliation."""
-        await self._unconfirm(keys=[self._keys.record(key)], args=[owner])
+        await self._unconfirm(keys=[self._keys.record(key)], args=[owner, phase])
 
     async def mark_ambiguous(self, key: str) -> None:
         """Count an ambiguous send on the record and fleet-wide."""
@@ -140,15 +170,57 @@ class Journal:
         )
         return int(reply)
 
-    async def release(self, key: str, owner: str, *, count_failure: bool) -> int:
+    async def release(
+        self, key: str, owner: str, *, count_failure: bool, phase: Phase = MESSAGE
+    ) -> int:
         """The send did not happen: back to `retrying`. Returns transient failures so far."""
         reply = await self._release(
-            keys=[self._keys.record(key)], args=[owner, "1" if count_failure else "0"]
+            keys=[self._keys.record(key)], args=[owner, "1" if count_failure else "0", phase]
         )
         return int(reply)
 
-    async def finish(self, outcome: Outcome, intent_json: str) -> bool:
-        """Publish the one terminal outcome; False if the intent already had one."""
+    async def decide_disclosure(
+        self, key: str, *, park_until_ms: int, lapse_ms: int, user: str
+    ) -> Begin:
+        """Decide once whether this intent's message needs the disclosure first: `Begin` with
+        verdict `decided` and `state` `queued` (its trigger in `trigger`), `none` or `sent`;
+        or a preflight verdict (`gone`, `done`, `not_its_turn`, `window_closed`)."""
+        reply = await self._decide(
+            keys=[self._keys.record(key), self._keys.queue],
+            args=[key, park_until_ms, self._keys.prefix, lapse_ms, user],
+        )
+        verdict = _s(reply[0])
+        if verdict != "decided":
+            return _preflight_verdict(verdict, _s(reply[1]))
+        return Begin("decided", state=_s(reply[1]), trigger=_s(reply[2]) or None)
+
+    async def settle_disclosure(self, key: str, *, mid: str | None, user: str) -> None:
+        """The disclosure was sent: keep it with the record, claim its echo, move the
+        conversation's state on (at most once)."""
+        await self._settle(keys=[self._keys.record(key)], args=[self._keys.prefix, mid or "", user])
+
+    async def disclosure_trigger(self, key: str) -> str | None:
+        raw = await resolve(self._redis.hget(self._keys.record(key), "d_trigger"))
+        return None if raw is None else _s(raw)
+
+    async def disclosure(self, key: str) -> DisclosureInfo | None:
+        """The disclosure sent before this intent's message, if one was."""
+        raw = await resolve(
+            self._redis.hmget(
+                self._keys.record(key), ["d_state", "d_trigger", "d_mid", "d_sent_ms"]
+            )
+        )
+        state, trigger, mid, sent_ms = (None if v is None else _s(v) for v in raw)
+        if state != "sent" or trigger is None:
+            return None
+        sent_at = None if not sent_ms else datetime.fromtimestamp(int(sent_ms) / 1000, UTC)
+        return DisclosureInfo(trigger=trigger, message_id=mid or None, sent_at=sent_at)
+
+    async def finish(
+        self, outcome: Outcome, intent_json: str, *, keep_conversation: bool = False
+    ) -> bool:
+        """Publish the one terminal outcome; False if the intent already had one.
+        `keep_conversation`: a sent message moves its conversation's disclosure state on."""
         dead = outcome.status in DEAD_LETTER_STATUSES
         reply = await self._finish(
             keys=[
@@ -168,6 +240,8 @@ class Journal:
                 self._keys.prefix,
                 self._dlq_maxlen,
                 outcome.message_id or "",
+                outcome.recipient_id or "",
+                "1" if keep_conversation else "",
             ],
         )
         return bool(int(reply))

@@ -59,3 +59,8 @@ WINDOW_REFUSALS = Counter(
     "Intents ended without a send because their conversation window had closed, by reason.",
     ["stage", "reason"],
 )
+DISCLOSURES = Counter(
+    "ig_outbound_disclosures_total",
+    "Bot disclosures sent before an automated message, by trigger.",
+    ["trigger"],
+)

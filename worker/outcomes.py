@@ -9,7 +9,7 @@ import structlog
 
 from ig_outbound.producers.errors import Problem
 from ig_outbound.producers.intent import MessageIntent
-from ig_outbound.producers.outcome import GraphErrorInfo, Outcome, OutcomeStatus
+from ig_outbound.producers.outcome import DisclosureInfo, GraphErrorInfo, Outcome, OutcomeStatus
 from ig_outbound.worker import metrics
 
 log = structlog.get_logger("ig_outbound.outcome")
@@ -35,6 +35,7 @@ def make_outcome(
     attempts: int = 0,
     enqueued_ms: int | None = None,
     now_ms: int | None = None,
+    disclosure: DisclosureInfo | None = None,
 ) -> Outcome:
     """An outcome stamped `now_ms` (Redis's clock, `worker/clock.py`; this machine's when
     none is given)."""
@@ -59,6 +60,7 @@ def make_outcome(
         finished_at=now,
         latency_ms=latency,
         metadata=dict(intent.metadata) if intent else {},
+        disclosure=disclosure,
     )
 
 

@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, IPvAnyAddress, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, field_validator
 
 from ig_outbound.producers.settings import ClientSettings
 from ig_outbound.producers.window import (
@@ -110,6 +110,44 @@ class MediaSettings(BaseModel):
     allow_hosts: list[str] = Field(default_factory=list)
 
 
+DISCLOSURE_LANGUAGES = ("en", "ko", "de")
+
+
+class DisclosureRule(BaseModel):
+    """One account's bot disclosure (worker/disclosure.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # `always`, or only when `markets` include one of `required_markets` (California,
+    # Germany: where the law asks).
+    mode: Literal["always", "markets"] = "always"
+    markets: list[str] = Field(default_factory=list)
+    # The text; none: the default sentence in `language`.
+    text: str | None = Field(default=None, min_length=1, max_length=640)
+    language: Literal["en", "ko", "de"] = "en"
+    # After this long without an automated message a conversation counts as new.
+    lapse_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+
+
+class DisclosureSettings(BaseModel):
+    """Bot disclosure per account: `default` for every account, `accounts` per IG_ID."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: DisclosureRule = DisclosureRule()
+    accounts: dict[str, DisclosureRule] = Field(default_factory=dict)
+    required_markets: list[str] = Field(default_factory=lambda: ["US-CA", "DE"])
+
+    @field_validator("accounts")
+    @classmethod
+    def _numeric_ids(cls, value: dict[str, DisclosureRule]) -> dict[str, DisclosureRule]:
+        bad = [account for account in value if not account.isdigit()]
+        if bad:
+            raise ValueError(f"account ids must be numeric IG_IDs: {bad[:3]}")
+        return value
+
+
 class WorkerTuning(BaseModel):
     """ARQ knobs, chosen by measurement (see bench/ and the README)."""
 
@@ -149,6 +187,7 @@ class Settings(ClientSettings):
     rate: RateSettings = RateSettings()
     window: WindowSettings = WindowSettings()
     media: MediaSettings = MediaSettings()
+    disclosure: DisclosureSettings = DisclosureSettings()
     worker: WorkerTuning = WorkerTuning()
 
     # Access tokens per IG account id: a JSON object in the environment, or a file holding a

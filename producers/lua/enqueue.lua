@@ -149,7 +149,8 @@ local job_id = key_job_id(prefix, key)
 redis.call('HSET', KEYS[1], 'digest', digest, 'state', 'queued', 'job_id', job_id,
   'account', account, 'enqueued_ms', now, 'attempts', 0, 'conv', conv, 'run_at', run_at,
   'deadline', deadline, 'win_user', user, 'win_comment', comment,
-  'win_human', human and '1' or '', 'win_hint', hint)
+  'win_human', human and '1' or '', 'win_hint', hint,
+  'auto', intent['automated'] == false and '0' or '1')
 redis.call('PEXPIRE', KEYS[1], retention)
 local job = '{"t":null,"f":' .. cjson.encode(SEND_JOB_NAME) .. ',"a":[' .. ARGV[1] ..
   '],"k":{},"et":' .. string.format('%d', now) .. '}'

@@ -5,7 +5,8 @@
 -- ARGV[1] status, ARGV[2] outcome JSON, ARGV[3] stream maxlen, ARGV[4] record retention ms,
 -- ARGV[5] key, ARGV[6] '1' = dead-letter it, ARGV[7] the intent (raw JSON) for the DLQ,
 -- ARGV[8] key prefix, ARGV[9] dead-letter stream maxlen, ARGV[10] the sent message's mid
--- ('' if none).
+-- ('' if none), ARGV[11] the recipient's IGSID as Graph answered it ('' if none), ARGV[12]
+-- '1' if the conversation's disclosure state is kept (the account discloses).
 -- -> 1 published, 0 already had an outcome
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 0 end
 local now = now_ms()
@@ -19,19 +20,24 @@ if ARGV[6] == '1' then
     'outcome', ARGV[2], 'intent', ARGV[7])
 end
 if ARGV[1] == 'sent' then
-  local w = redis.call('HMGET', KEYS[1], 'account', 'win_user', 'win_comment')
+  local w = redis.call('HMGET', KEYS[1], 'account', 'win_user', 'win_comment', 'auto')
+  local account = w[1] or ''
+  local user = ARGV[11] ~= '' and ARGV[11] or (w[2] or '')
   if w[3] and w[3] ~= '' then
     -- One private reply per comment: the next one is refused at enqueue and before sending.
     local comment = key_comment(ARGV[8], w[3])
     redis.call('HSET', comment, 'replied', '1')
     redis.call('PEXPIRE', comment, FACTS_TTL_MS)
-  elseif ARGV[10] ~= '' and w[1] and w[2] and w[2] ~= '' then
-    -- Its echo is this send's: never the proof that another (ambiguous) send arrived.
-    local claims = key_echo_claims(ARGV[8], w[1], w[2])
+  end
+  if ARGV[10] ~= '' and user ~= '' and redis.call('EXISTS', key_gateway_alive(ARGV[8])) == 1 then
+    -- Its echo (echoes flow while a gateway runs) is this send's: never the proof that
+    -- another (ambiguous) send arrived, nor a sign that a human wrote.
+    local claims = key_echo_claims(ARGV[8], account, user)
     redis.call('ZADD', claims, now, ARGV[10])
     redis.call('ZREMRANGEBYRANK', claims, 0, -ECHOES_KEPT - 1)
     redis.call('PEXPIRE', claims, ECHO_RETENTION_MS)
   end
+  if ARGV[12] == '1' then conversation_sent(ARGV[8], account, user, w[4] ~= '0', now) end
 end
 local conv = redis.call('HGET', KEYS[1], 'conv')
 if conv and conv ~= '' then

@@ -36,8 +36,9 @@ TEXT = "Your order has shipped"
 THROTTLE_PAUSE_S = 7.0
 ACCOUNT_PAUSE_S = 9.0
 
-# A scripted answer: an HTTP response, or a transport failure raised instead of one.
-Answer = httpx.Response | type[httpx.TransportError]
+# A scripted answer: an HTTP response, or a transport failure raised instead of one (or any
+# other exception, e.g. CancelledError: the run is cut off as a SIGKILL would).
+Answer = httpx.Response | type[BaseException]
 
 
 def ok(message_id: str = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx") -> httpx.Response:
@@ -70,7 +71,9 @@ class FakeGraph:
         answer = self.answers.popleft()
         if isinstance(answer, httpx.Response):
             return answer
-        raise answer("scripted transport failure", request=request)
+        if issubclass(answer, httpx.TransportError):
+            raise answer("scripted transport failure", request=request)
+        raise answer()
 
 
 @dataclass

@@ -133,6 +133,8 @@ async def test_the_safety_margin_closes_the_window_early(bench: JobBench) -> Non
 async def test_a_sent_messages_mid_is_claimed_so_its_echo_settles_nothing_else(
     bench: JobBench,
 ) -> None:
+    """While a gateway feeds echoes, a confirmed send claims its mid."""
+    await bench.redis.set(bench.keys.gateway_alive, "1", px=30_000)
     await bench.enqueue("claims")
     bench.graph.script(ok("aWdfmid-claimed"))
     assert await bench.run("claims") == "sent"
