@@ -147,6 +147,8 @@ class BenchRun:
             "IG_OUTBOUND_KEY_PREFIX": prefix,
             "IG_OUTBOUND_GRAPH__BASE_URL": self.graph_url,
             "IG_OUTBOUND_TOKENS": json.dumps({a.ig_id: a.token for a in self.accounts}),
+            # The benchmarks measure sending: their media URLs are placeholders, not probed.
+            "IG_OUTBOUND_MEDIA__PROBE": "false",
         }
         if self.args.log_level:
             env["IG_OUTBOUND_LOG_LEVEL"] = self.args.log_level

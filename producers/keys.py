@@ -47,6 +47,7 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "comment": "{prefix}:comment:{comment}",
         "echo_claims": "{prefix}:claimed:{account}:{recipient}",
         "disclosure": "{prefix}:disc:{account}:{user}",
+        "media_probe": "{prefix}:media:{digest}",
         "webhooks": "{prefix}:webhooks",
         "inbound": "{prefix}:inbound",
         "inbound_seen": "{prefix}:inseen:{account}:{event}",
@@ -184,6 +185,10 @@ class Keys:
     def disclosure(self, account_id: str, user_id: str) -> str:
         """Hash: when the last automated / human-written message of a conversation went."""
         return self._key("disclosure", account=account_id, user=user_id)
+
+    def media_probe(self, digest: str) -> str:
+        """String with a TTL: what probing one media URL found (the digest is its SHA-256)."""
+        return self._key("media_probe", digest=digest)
 
     @property
     def webhooks(self) -> str:

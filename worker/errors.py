@@ -6,6 +6,8 @@
      │    └── InvalidSettingsError   the environment does not validate (worker/arq_worker.py)
      ├── RedisUnusableError   Redis refuses our credentials or TLS, or never answered
      │                        (worker/supervisor.py: no restart can fix it)
+     ├── MediaProbeError      a media URL could not be probed (worker/media/errors.py:
+     │                        forbidden address, unreachable, not https, ...)
      └── GraphClientError     a bug on our side using the Graph client (never an HTTP or
                               transport problem: those are `GraphResult`s)
 

@@ -41,7 +41,7 @@ from ig_outbound.worker.graph import ErrorClass, GraphResult, max_usage_pct, reg
 from ig_outbound.worker.job_guard import owning_key
 from ig_outbound.worker.journal import DISCLOSURE, MESSAGE, Begin, Phase
 from ig_outbound.worker.outcomes import make_outcome, observe
-from ig_outbound.worker.payloads import build_body
+from ig_outbound.worker.payloads import build_body, media_urls
 from ig_outbound.worker.services import Services
 
 log = structlog.get_logger("ig_outbound.job")
@@ -219,6 +219,7 @@ class _SendRun:
         if token is None:
             await self._finish(OutcomeStatus.REJECTED, reason="unknown_account")
         assert token is not None
+        await self._check_media(deadline)
         self.body = build_body(intent)
         disclosure = disclosure_for(self.s.settings.disclosure, intent)
         if disclosure is not None:
@@ -233,6 +234,27 @@ class _SendRun:
         result = await self.s.graph.send_message(self.intent.account_id, self.body, token)
         self._count_request(result)
         await self._handle(result, deadline)
+
+    # --- media -------------------------------------------------------------------------------
+
+    async def _check_media(self, deadline: datetime) -> None:
+        """Media by URL must fit the seed's table (worker/media/): a wrong type or size is
+        refused unsent; a server that cannot be reached is tried again like a transient
+        failure, then the intent fails."""
+        urls = media_urls(self.intent)
+        if not urls:
+            return
+        verdict = await self.s.media.check(self.intent.kind, urls)
+        if verdict.status == "rejected":
+            metrics.MEDIA_REFUSALS.labels(reason=(verdict.reason or "").split(":")[0]).inc()
+            await self._finish(OutcomeStatus.REJECTED, reason=verdict.reason)
+        if verdict.status == "unreachable":
+            failures = await self.s.journal.count(self.intent.idempotency_key, "failures")
+            retry = self.s.settings.retry
+            if failures >= retry.max_attempts:
+                await self._finish(OutcomeStatus.FAILED, reason=verdict.reason)
+            delay = full_jitter(max(failures, 1), retry.backoff_base_s, retry.backoff_cap_s)
+            raise self._defer(delay, deadline, "media_unreachable")
 
     # --- the bot disclosure ------------------------------------------------------------------
 

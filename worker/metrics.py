@@ -64,3 +64,8 @@ DISCLOSURES = Counter(
     "Bot disclosures sent before an automated message, by trigger.",
     ["trigger"],
 )
+MEDIA_REFUSALS = Counter(
+    "ig_outbound_media_refusals_total",
+    "Intents refused unsent because a media URL broke the seed's rules, by reason.",
+    ["reason"],
+)

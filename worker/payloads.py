@@ -138,3 +138,13 @@ def build_body(intent: MessageIntent) -> Body:
     if intent.reply_to is not None:
         body["reply_to"] = {"mid": intent.reply_to}
     return body
+
+
+def media_urls(intent: MessageIntent) -> list[str]:
+    """The URLs of an intent's media (what Graph will fetch): none for attachment ids."""
+    content = intent.content
+    if isinstance(content, ImageContent | AudioContent | VideoContent | FileContent):
+        return [content.url] if content.url is not None else []
+    if isinstance(content, ImagesContent):
+        return [image.url for image in content.images if image.url is not None]
+    return []

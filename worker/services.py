@@ -11,6 +11,7 @@ from ig_outbound.worker.clock import RedisClock
 from ig_outbound.worker.graph import GraphClient
 from ig_outbound.worker.journal import Journal
 from ig_outbound.worker.limiter import RateLimiter
+from ig_outbound.worker.media import MediaPolicy
 from ig_outbound.worker.pauses import Pauses
 from ig_outbound.worker.settings import Settings
 from ig_outbound.worker.tokens import TokenStore
@@ -27,6 +28,7 @@ class Services:
     pauses: Pauses
     limiter: RateLimiter
     clock: RedisClock
+    media: MediaPolicy
 
     @classmethod
     def build(
@@ -56,6 +58,7 @@ class Services:
             pauses=Pauses(redis, keys),
             limiter=RateLimiter(redis, keys, settings.rate),
             clock=RedisClock(redis),
+            media=MediaPolicy(redis, keys, settings.media),
         )
 
     def lease_s(self) -> float:

@@ -152,6 +152,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         services: Services | None = ctx.get("igo")
         if services is not None:
             await services.graph.aclose()
+            await services.media.aclose()
         log.info("worker_stopped")
     except Exception as exc:
         log.warning("shutdown_cleanup_failed", error_type=type(exc).__name__)

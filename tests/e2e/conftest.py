@@ -95,6 +95,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             },
             # The sweeper's tests wait for it: sweep often.
             worker={"sweep_interval_s": 0.5},
+            # This stack's media URLs are placeholders (the media policy has its own tests
+            # against the emulator's media server): not probed here.
+            media={"probe": False},
             log_level="debug",
         )
         worker = WorkerProcess.from_settings(settings, log_path=log).start()

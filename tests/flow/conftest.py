@@ -63,6 +63,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             # a starved process delays requests more than a network path would, so the
             # transit margin is wider than the production default (100 ms).
             rate={"window_margin_ms": WINDOW_MARGIN_MS},
+            # Flows measure rates and order: their media URLs are placeholders, not probed.
+            media={"probe": False},
         )
         logs = [logdir / f"worker{i}.log" for i in range(WORKERS)]
         workers = [WorkerProcess.from_settings(settings, log_path=log).start() for log in logs]
