@@ -3,7 +3,9 @@
 Serve it with ``python -m ig_outbound.emulator --port N --config FILE.json``; in tests use
 ``run_emulator_process(config)`` and drive it with ``EmulatorControl(base_url)``. It also plays
 Instagram's side: the 24 h messaging window, signed webhooks (echoes, users' messages,
-comments, reactions, postbacks, reads) and simulated users who act.
+comments, reactions, postbacks, reads) and simulated users who act. With ``media.enabled`` it
+serves files of any format and size over https on a port of its own (``MediaServer`` runs
+that host in a test process alone) and its Graph refuses media there as Meta would.
 """
 
 from ig_outbound.emulator.app import create_app
@@ -12,6 +14,7 @@ from ig_outbound.emulator.config import (
     CommentConfig,
     EmulatorConfig,
     FaultSettings,
+    MediaConfig,
     RateLimitConfig,
     ScriptedAnswer,
     SimulatedUsersConfig,
@@ -20,6 +23,9 @@ from ig_outbound.emulator.config import (
 )
 from ig_outbound.emulator.control import EmulatorControl
 from ig_outbound.emulator.graph_errors import GraphError
+from ig_outbound.emulator.media_app import MediaHost, MediaLog, Seen
+from ig_outbound.emulator.media_files import media_url
+from ig_outbound.emulator.media_server import MediaServer
 from ig_outbound.emulator.pipeline import DEFAULT_CHECKS, Check, SendContext, SendPipeline
 from ig_outbound.emulator.server import make_server, run_emulator_process, serve
 from ig_outbound.emulator.state import EmulatorState, RecordedCall, RejectedCall
@@ -34,10 +40,15 @@ __all__ = [
     "EmulatorState",
     "FaultSettings",
     "GraphError",
+    "MediaConfig",
+    "MediaHost",
+    "MediaLog",
+    "MediaServer",
     "RateLimitConfig",
     "RecordedCall",
     "RejectedCall",
     "ScriptedAnswer",
+    "Seen",
     "SendContext",
     "SendPipeline",
     "SimulatedUsersConfig",
@@ -45,6 +56,7 @@ __all__ = [
     "WindowConfig",
     "create_app",
     "make_server",
+    "media_url",
     "run_emulator_process",
     "serve",
 ]

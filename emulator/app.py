@@ -1,8 +1,9 @@
 """The ASGI app: Graph's messaging route plus the ``/_emulator`` control routes.
 
 Its lifespan runs the background tasks (webhook delivery, simulated users at their steady
-rate). Without a lifespan (``httpx.ASGITransport``) webhook delivery starts on the first
-webhook; ``async with app.router.lifespan_context(app)`` runs and stops both.
+rate) and, when ``config.media.enabled``, the media host on a port of its own. Without a
+lifespan (``httpx.ASGITransport``) webhook delivery starts on the first webhook and no media
+host runs; ``async with app.router.lifespan_context(app)`` runs and stops them all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ig_outbound.emulator import graph_errors as ge
 from ig_outbound.emulator.config import EmulatorConfig
 from ig_outbound.emulator.control_api import PREFIX, build_routes
 from ig_outbound.emulator.control_world import build_world_routes
+from ig_outbound.emulator.media_server import media_host_running
 from ig_outbound.emulator.pipeline import DEFAULT_CHECKS, Check, SendPipeline
 from ig_outbound.emulator.simulated_users import UserSimulator
 from ig_outbound.emulator.state import EmulatorState
@@ -46,13 +48,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.webhooks.start()
-        simulator.start()
-        try:
-            yield
-        finally:
-            await simulator.stop()
-            await state.webhooks.stop()
+        # The media host first: it must serve (and Graph know where) before Graph answers.
+        async with media_host_running(state.media_config, state.media):
+            state.webhooks.start()
+            simulator.start()
+            try:
+                yield
+            finally:
+                await simulator.stop()
+                await state.webhooks.stop()
 
     routes = [
         # The hot route first: benchmarks hit it thousands of times per second.

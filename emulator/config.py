@@ -198,6 +198,29 @@ def validate_mix(mix: dict[str, float]) -> dict[str, float]:
     return mix
 
 
+class MediaConfig(_Strict):
+    """The emulator's media host: files of any format and size over https, on a port of its
+    own (``media_app.py``). Graph then knows the real format and size of every file there and
+    refuses what Meta refuses (``media_checks.py``)."""
+
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", min_length=1)
+    # 0: a free port, chosen at start (``GET /_emulator/media`` says which).
+    port: int = Field(default=0, ge=0, le=65535)
+    # The PEM certificate and key it serves. None: a throwaway CA and certificate are made at
+    # start (``run_emulator_process`` makes them in the parent, which removes them at exit).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # The CA that signed the certificate, reported to clients so they can trust it.
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> MediaConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("give both tls_cert_file and tls_key_file, or neither")
+        return self
+
+
 class EmulatorConfig(_Strict):
     """Everything the emulator starts with; all of it can also be changed at run time."""
 
@@ -214,6 +237,7 @@ class EmulatorConfig(_Strict):
     clock_offset_s: float = 0.0
     webhooks: WebhookConfig = Field(default_factory=WebhookConfig)
     simulated_users: SimulatedUsersConfig = Field(default_factory=SimulatedUsersConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> EmulatorConfig:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ig_outbound.emulator.config import ScriptedAnswer
+from ig_outbound.emulator.media_files import media_url, tag_of
 
 
 class EmulatorControl:
@@ -17,6 +19,7 @@ class EmulatorControl:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(base_url=f"{self.base_url}/_emulator", timeout=timeout)
+        self._media: dict[str, Any] | None = None  # the media host's place never changes
 
     def close(self) -> None:
         self._client.close()
@@ -246,6 +249,50 @@ class EmulatorControl:
     def set_simulated_users(self, **settings: Any) -> dict[str, Any]:
         """Merge simulated-user settings, e.g. ``set_simulated_users(rate_per_s=20)``."""
         result: dict[str, Any] = self._request("PUT", "/users/settings", json=settings)
+        return result
+
+    # --- the media host ---------------------------------------------------------------------
+
+    def media(self) -> dict[str, Any]:
+        """``{"enabled", "base_url", "ca_file", "formats", "lies"}``: where the media host
+        serves, the CA file that verifies it, what it can serve and how it can lie."""
+        if self._media is None or not self._media["enabled"]:
+            self._media = self._request("GET", "/media")
+        assert self._media is not None
+        return self._media
+
+    def media_base_url(self) -> str:
+        """``https://127.0.0.1:PORT``; ``RuntimeError`` when no media host runs."""
+        base_url = self.media()["base_url"]
+        if not isinstance(base_url, str):
+            raise RuntimeError("the emulator serves no media (config.media.enabled is off)")
+        return base_url
+
+    def media_ca_file(self) -> Path:
+        """The CA file a client trusts to verify the media host (a worker's
+        ``media.ca_file``)."""
+        ca_file = self.media()["ca_file"]
+        if not isinstance(ca_file, str):
+            raise RuntimeError("the emulator's media host names no CA file")
+        return Path(ca_file)
+
+    def media_url(self, fmt: str, size: int, *, host: str | None = None, **lies: Any) -> str:
+        """A file of ``fmt`` and ``size`` bytes on the media host, e.g.
+        ``media_url("png", 8 * 1024 * 1024)`` or ``media_url("png", 5000, type="text/plain")``.
+        ``host``: dial it by this name (``localhost``); ``lies``: the host's query flags
+        (``media()["lies"]``: type, head, status, nolength, hidesize, norange, endless, drip,
+        stall, garbage, redirect, hops). Each URL gets a fresh tag (``media_requests``)."""
+        return media_url(self.media_base_url(), fmt, size, host=host, **lies)
+
+    def media_requests(self, url: str | None = None) -> list[dict[str, Any]]:
+        """Requests the media host got for ``url`` (by its tag; redirects keep it), or all
+        of them: ``[{method, path, query, headers}]``."""
+        params = {}
+        if url is not None:
+            params["tag"] = tag_of(url) or ""
+        result: list[dict[str, Any]] = self._request("GET", "/media/requests", params=params)[
+            "requests"
+        ]
         return result
 
 

@@ -86,6 +86,8 @@ class ControlApi:
             ("/accounts", self.add_account, ["POST"]),
             ("/users", self.add_users, ["POST"]),
             ("/comments", self.add_comment, ["POST"]),
+            ("/media", self.media, ["GET"]),
+            ("/media/requests", self.media_requests, ["GET"]),
         ]
         return [Route(PREFIX + path, guarded(fn), methods=m) for path, fn, m in handlers]
 
@@ -156,6 +158,23 @@ class ControlApi:
         )
         body = {"comment_id": comment.comment_id, "ig_id": comment.ig_id, "created_at": created_at}
         return JSONResponse(body, status_code=201)
+
+    async def media(self, request: Request) -> JSONResponse:
+        """Where the media host serves and the CA file that verifies it (enabled: false when
+        it does not run)."""
+        return JSONResponse(self.state.media.info())
+
+    async def media_requests(self, request: Request) -> JSONResponse:
+        """What the media host was asked (those carrying ``?tag=``, else all kept) and every
+        TLS server name clients asked for."""
+        tag = request.query_params.get("tag")
+        log = self.state.media.log
+        return JSONResponse(
+            {
+                "requests": [seen.to_json() for seen in log.requests(tag)],
+                "server_names": log.server_names(),
+            }
+        )
 
 
 def build_routes(state: EmulatorState) -> list[BaseRoute]:

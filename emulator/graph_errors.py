@@ -61,6 +61,8 @@ class GraphError(Exception):
         error_type: str = IG_EXCEPTION,
         is_transient: bool | None = None,
         headers: Mapping[str, str] | None = None,
+        user_title: str | None = None,
+        user_msg: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -70,6 +72,9 @@ class GraphError(Exception):
         self.error_type = error_type
         self.is_transient = is_transient
         self.headers: dict[str, str] = dict(headers or {})
+        # Localized texts for the user, which some errors carry (fact sheet §2).
+        self.user_title = user_title
+        self.user_msg = user_msg
 
     def body(self, fbtrace_id: str) -> dict[str, Any]:
         error: dict[str, Any] = {
@@ -81,6 +86,10 @@ class GraphError(Exception):
             error["error_subcode"] = self.subcode
         if self.is_transient is not None:
             error["is_transient"] = self.is_transient
+        if self.user_title is not None:
+            error["error_user_title"] = self.user_title
+        if self.user_msg is not None:
+            error["error_user_msg"] = self.user_msg
         error["fbtrace_id"] = fbtrace_id
         return {"error": error}
 
@@ -217,6 +226,60 @@ def rate_limited(answer: str) -> GraphError:
     )
 
 
+# --- media Graph fetched (media_checks.py); the fact sheet §4 names the codes, the texts are
+# Messenger's error reference where the Instagram pages give none (UNCONFIRMED wording).
+
+
+def media_fetch_failed() -> GraphError:
+    return GraphError(
+        status=400,
+        code=100,
+        subcode=2018008,
+        message=(
+            "(#100) Failed to fetch the file from the url. Please check that the url is valid, "
+            "with a valid SSL certificate, valid file size, and that the server is responding "
+            "fast enough."
+        ),
+    )
+
+
+def media_type_mismatch() -> GraphError:
+    """The attachment's declared type is not the file's (fact sheet §4, 2018047)."""
+    return GraphError(
+        status=400,
+        code=100,
+        subcode=2018047,
+        message=(
+            "(#100) Upload attachment failure. The attachment type does not match the file "
+            "type of the provided url."
+        ),
+    )
+
+
+def attachment_too_large() -> GraphError:
+    return GraphError(
+        status=400,
+        code=100,
+        subcode=2018109,
+        message="(#100) Attachment size exceeds allowable limit",
+    )
+
+
+def image_too_large() -> GraphError:
+    """The fact sheet's example (§2, from Instagram's error reference), field for field; its
+    ``type`` is the reference's OAuthException."""
+    return GraphError(
+        status=400,
+        code=36000,
+        subcode=2207004,
+        message="The image size is too large.",
+        error_type=OAUTH_EXCEPTION,
+        is_transient=False,
+        user_title="Image size too large",
+        user_msg="The image is too large to download. It should be less than 8 MiB.",
+    )
+
+
 def unexpected(code: int = 2) -> GraphError:
     return GraphError(
         status=500,
@@ -242,6 +305,10 @@ _SUBCODE_MESSAGES: dict[int, str] = {
     2534015: "(#100) Invalid message data",
     2534022: "This message is sent outside of allowed window.",
     2534025: "(#100) The comment is invalid for a private reply",
+    2018008: media_fetch_failed().message,
+    2018047: media_type_mismatch().message,
+    2018109: attachment_too_large().message,
+    2207004: image_too_large().message,
 }
 
 

@@ -12,6 +12,11 @@ measured on the emulator's clock (``state.clock``), which tests move forward.
 
 Delivery of a message also queues its echo webhook (``inbound.business_message``).
 
+Media (``media_fetch``, last): an attachment URL on the emulator's own media host is judged as
+Graph's download would find the file (``media_checks.py``): missing -> 100/2018008, over the
+limit -> 36000/2207004 (images) or 100/2018109, the wrong format -> 100/2018047. Other URLs
+pass: the emulator cannot fetch the internet.
+
 Rate limits (``rate_limit``, after body validation): a call over its account's budget gets the
 configured throttle error and is not delivered. While limits are enabled every answer whose
 account is known carries ``X-Business-Use-Case-Usage`` (``usage_header``, run last, so a
@@ -36,6 +41,7 @@ from ig_outbound.emulator import inbound
 from ig_outbound.emulator.body import JsonDict, parse_body, parse_form
 from ig_outbound.emulator.config import PRIVATE_REPLY_WINDOW_S
 from ig_outbound.emulator.graph_errors import GraphError
+from ig_outbound.emulator.media_checks import attachment_urls, graph_refusal
 from ig_outbound.emulator.rate_limits import RateClass, rate_class_of
 from ig_outbound.emulator.state import Account, EmulatorState, RecordedCall
 from ig_outbound.emulator.validate import ValidatedSend, validate_send
@@ -248,6 +254,18 @@ def messaging_window(ctx: SendContext, state: EmulatorState) -> None:
         raise ge.outside_window()
 
 
+def media_fetch(ctx: SendContext, state: EmulatorState) -> None:
+    """Graph downloads each attachment before delivering; the first it refuses answers.
+
+    Last: Graph settles who may be messaged before it spends a download."""
+    if state.media.base_url is None or ctx.body is None:
+        return  # no media host: nothing the emulator could know about a file
+    for attachment_type, url in attachment_urls(ctx.body):
+        refusal = graph_refusal(attachment_type, url, state.media)
+        if refusal is not None:
+            raise refusal
+
+
 DEFAULT_CHECKS: tuple[Check, ...] = (
     check_version,
     authenticate,
@@ -259,6 +277,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     rate_limit,
     resolve_recipient,
     messaging_window,
+    media_fetch,
 )
 
 

@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +19,7 @@ import uvicorn
 
 from ig_outbound.emulator.app import create_app
 from ig_outbound.emulator.config import EmulatorConfig
+from ig_outbound.emulator.media_server import media_with_certificate
 
 
 def make_server(
@@ -94,8 +95,36 @@ def run_emulator_process(
 
     The config (tokens included) goes through a private temp file that is deleted as soon as
     the child is up. On exit the child gets SIGTERM, then SIGKILL after ``stop_timeout``.
+
+    With ``config.media.enabled`` the child also serves media over https on a port of its own;
+    without a certificate in the config, a throwaway CA and certificate are made here (and
+    removed on exit, whatever became of the child). ``EmulatorControl(url).media()`` tells
+    the media host's URL and CA file; ``media_url(format, size, **lies)`` makes file URLs.
     """
-    config = config or EmulatorConfig()
+    with ExitStack() as stack:
+        config = _with_media_certificate(config or EmulatorConfig(), stack)
+        yield stack.enter_context(
+            _child(config, port, host, startup_timeout=startup_timeout, stop_timeout=stop_timeout)
+        )
+
+
+def _with_media_certificate(config: EmulatorConfig, stack: ExitStack) -> EmulatorConfig:
+    if not config.media.enabled or config.media.tls_cert_file is not None:
+        return config
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="ig-emulator-media-"))
+    media = media_with_certificate(config.media, Path(directory))
+    return config.model_copy(update={"media": media})
+
+
+@contextmanager
+def _child(
+    config: EmulatorConfig,
+    port: int | None,
+    host: str,
+    *,
+    startup_timeout: float,
+    stop_timeout: float,
+) -> Iterator[str]:
     fd, config_path = tempfile.mkstemp(prefix="ig-emulator-", suffix=".json")  # mode 0600
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(config.to_json_with_secrets())

@@ -32,6 +32,7 @@ from ig_outbound.emulator.config import (
 from ig_outbound.emulator.conversations import Conversations
 from ig_outbound.emulator.delivery import WebhookDispatcher
 from ig_outbound.emulator.ids import message_id
+from ig_outbound.emulator.media_app import MediaHost
 from ig_outbound.emulator.rate_limits import (
     RateClass,
     RateLimiter,
@@ -125,6 +126,9 @@ class EmulatorState:
         self.clock = EmulatorClock(config.clock_offset_s)
         self.conversations = Conversations()
         self.webhooks = WebhookDispatcher(config.webhooks.model_copy(), webhook_transport)
+        # The media host (``media_server.media_host_running`` attaches it once it serves).
+        self.media_config = config.media.model_copy()
+        self.media = MediaHost()
         # Called after every reset (outside the lock), e.g. to wake the simulated users' task.
         self.reset_listeners: list[Callable[[], None]] = []
         for account in config.accounts:
@@ -143,6 +147,7 @@ class EmulatorState:
         configured ones; registered users count as having written now (if so configured).
         """
         self._forget_simulated()
+        self.media.log.clear()
         self.window = self._config.window.model_copy()
         self.clock = EmulatorClock(self._config.clock_offset_s)
         self.conversations = Conversations()

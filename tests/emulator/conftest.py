@@ -1,7 +1,9 @@
-"""One emulator process for the whole emulator test package, reset before every test."""
+"""One emulator process for the whole emulator test package, reset before every test; and one
+with its media host (`media_emulator`), reset by the tests that use it."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,7 @@ from ig_outbound.emulator import (
     CommentConfig,
     EmulatorConfig,
     EmulatorControl,
+    MediaConfig,
     RateLimitConfig,
     run_emulator_process,
 )
@@ -67,6 +70,41 @@ def graph(emulator_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(autouse=True)
 def _fresh(control: EmulatorControl) -> None:
     control.reset()
+
+
+@pytest.fixture(scope="session")
+def media_emulator_url() -> Iterator[str]:
+    """An emulator serving media (a throwaway CA made by `run_emulator_process`)."""
+    config = base_config().model_copy(update={"media": MediaConfig(enabled=True)})
+    with run_emulator_process(config) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def media_control(media_emulator_url: str) -> Iterator[EmulatorControl]:
+    with EmulatorControl(media_emulator_url) as ctl:
+        yield ctl
+
+
+@pytest.fixture
+def media_emulator(media_control: EmulatorControl) -> EmulatorControl:
+    """The media emulator's control, its run reset (calls, counters, the media log)."""
+    media_control.reset()
+    return media_control
+
+
+@pytest.fixture(scope="session")
+def media_graph(media_emulator_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=media_emulator_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def media_https(media_control: EmulatorControl) -> Iterator[httpx.Client]:
+    """A client of the media host that trusts its CA and nothing else."""
+    trust = ssl.create_default_context(cafile=media_control.media_ca_file())
+    with httpx.Client(verify=trust, timeout=10.0) as client:
+        yield client
 
 
 def post(

@@ -1,6 +1,6 @@
-"""The media tests' servers and probers: a real https server with a throwaway CA, trusted
-through `ca_file` and let through `allow_hosts` (it listens on loopback, which nothing else
-may reach)."""
+"""The media tests' servers and probers: the emulator's media host (a real https server, on
+a thread of this process) with a throwaway CA, trusted through `ca_file` and let through
+`allow_hosts` (it listens on loopback, which nothing else may reach)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ig_outbound.emulator import MediaConfig, MediaServer
 from ig_outbound.harness.tls import TlsFiles, make_tls_files
 from ig_outbound.producers.keys import Keys
 from ig_outbound.worker.media import MediaPolicy, MediaProber
 from ig_outbound.worker.settings import MediaSettings
-from tests.media.server import MediaServer
 
 # Short, so the tests that run into it (stalls, drips) stay short; loopback answers in ms.
 TIMEOUT_S = 2.0
@@ -27,9 +27,20 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return make_tls_files(tmp_path_factory.mktemp("media-tls"))
 
 
+def media_config(tls_files: TlsFiles, host: str = "127.0.0.1") -> MediaConfig:
+    """The media host on `host`, serving the certificate the test CA signed."""
+    return MediaConfig(
+        enabled=True,
+        host=host,
+        tls_cert_file=tls_files.server_cert,
+        tls_key_file=tls_files.server_key,
+        ca_file=tls_files.ca_cert,
+    )
+
+
 @pytest.fixture(scope="session")
 def media_server(tls_files: TlsFiles) -> Iterator[MediaServer]:
-    with MediaServer(tls_files) as server:
+    with MediaServer(media_config(tls_files)) as server:
         yield server
 
 
@@ -41,7 +52,7 @@ def media_server_v6(tls_files: TlsFiles) -> Iterator[MediaServer]:
             sock.bind(("::1", 0))
     except OSError as exc:
         pytest.skip(f"no IPv6 loopback here: {exc}")
-    with MediaServer(tls_files, host="::1") as server:
+    with MediaServer(media_config(tls_files, host="::1")) as server:
         yield server
 
 

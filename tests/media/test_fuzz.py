@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ig_outbound.emulator import MediaServer
 from ig_outbound.worker.media import MediaFacts, MediaPolicy, MediaProbeError, MediaProber
-from tests.media.server import MediaServer
 
 SERVER = "{server}"  # the test server's host:port, filled in by the test
 HOSTS = [

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from arq import Retry
 
+from ig_outbound.emulator import MediaServer
 from ig_outbound.harness.tls import TlsFiles
 from tests.media.conftest import media_settings
-from tests.media.server import MediaServer
 from tests.worker.conftest import JobBench, MakeBench, make_bench, ok
 
 __all__ = ["make_bench"]  # the worker package's fixture, used here too

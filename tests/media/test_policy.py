@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ig_outbound.emulator import MediaServer
 from ig_outbound.harness.tls import TlsFiles
 from ig_outbound.producers.keys import Keys
 from ig_outbound.worker.media import MediaPolicy, MediaVerdict, media_cache_key
 from tests.media.conftest import media_settings
 from tests.media.seed import ALLOWED, MEDIA_TABLE
-from tests.media.server import MediaServer
 
 MIB = 1024 * 1024
 OK = MediaVerdict("ok")

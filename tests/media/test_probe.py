@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from ig_outbound.emulator import MediaServer
 from ig_outbound.harness.tls import TlsFiles
 from ig_outbound.worker.media import MediaFacts, MediaProbeError, MediaProber
 from tests.media.conftest import media_settings
-from tests.media.server import MediaServer
 
 READ_BYTES = 4096  # MediaSettings' default
 RANGE = f"bytes=0-{READ_BYTES - 1}"

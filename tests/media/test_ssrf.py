@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ig_outbound.emulator import MediaServer
 from ig_outbound.harness.tls import TlsFiles
 from ig_outbound.worker.media import MediaProbeError, MediaProber
 from tests.media.conftest import media_settings
 from tests.media.connections import connection_attempts
-from tests.media.server import MediaServer
 
 GUARD_S = 30
 
