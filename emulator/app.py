@@ -1,4 +1,5 @@
-"""The ASGI app: Graph's messaging route plus the ``/_emulator`` control routes.
+"""The ASGI app: Graph's messaging route, its token, account and subscription routes
+(``graph_accounts.py``) and the ``/_emulator`` control routes.
 
 Its lifespan runs the background tasks (webhook delivery, simulated users at their steady
 rate) and, when ``config.media.enabled``, the media host on a port of its own. Without a
@@ -21,7 +22,9 @@ from starlette.routing import Route
 from ig_outbound.emulator import graph_errors as ge
 from ig_outbound.emulator.config import EmulatorConfig
 from ig_outbound.emulator.control_api import PREFIX, build_routes
+from ig_outbound.emulator.control_tokens import build_token_routes
 from ig_outbound.emulator.control_world import build_world_routes
+from ig_outbound.emulator.graph_accounts import build_graph_account_routes
 from ig_outbound.emulator.media_server import media_host_running
 from ig_outbound.emulator.pipeline import DEFAULT_CHECKS, Check, SendPipeline
 from ig_outbound.emulator.simulated_users import UserSimulator
@@ -63,6 +66,9 @@ def create_app(
         Route("/{version}/{node}/messages", send, methods=["POST"]),
         *build_routes(state),
         *build_world_routes(state, simulator),
+        *build_token_routes(state),
+        # Last: its ``/{version}/{node}`` read would otherwise match control paths.
+        *build_graph_account_routes(state),
     ]
     app = Starlette(
         routes=routes,

@@ -19,6 +19,29 @@ HUMAN_AGENT_WINDOW_S = 7 * 24 * 3600.0
 # What simulated users do, by default (``users/act`` and the steady rate).
 EVENT_KINDS = ("message", "comment", "reaction", "postback", "seen")
 DEFAULT_MIX = {"message": 0.6, "comment": 0.15, "reaction": 0.1, "postback": 0.1, "seen": 0.05}
+# A long-lived Instagram user token lives 60 days; it can be refreshed once 24 h old
+# (fact sheet §0, "Business Login for Instagram").
+TOKEN_LIFETIME_S = 60 * 24 * 3600.0
+TOKEN_MIN_REFRESH_AGE_S = 24 * 3600.0
+# Webhook fields an account may subscribe to (``subscribed_apps``): the union of both
+# spellings Meta's pages use (fact sheet §6 and §10.13: IGL-WH/PM vs IGL-SEND).
+WEBHOOK_FIELDS = (
+    "messages",
+    "message_echoes",
+    "message_reactions",
+    "messaging_reactions",
+    "messaging_postbacks",
+    "messaging_seen",
+    "messaging_referral",
+    "messaging_referrals",
+    "messaging_optins",
+    "messaging_handover",
+    "standby",
+    "comments",
+    "live_comments",
+    "mentions",
+    "story_insights",
+)
 
 
 class _Strict(BaseModel):
@@ -32,6 +55,23 @@ class AccountConfig(_Strict):
     # SecretStr keeps the token out of repr(), logs and model_dump() output.
     token: SecretStr = Field(min_length=1)
     username: str = Field(min_length=1)
+    # The profile name ``GET /me?fields=name`` answers; None: the username.
+    name: str | None = Field(default=None, min_length=1)
+    # The token's lifetime (None: ``tokens.lifetime_s``) and how old it already is when the
+    # emulator starts (and again at every reset): ``token_age_s`` 59 days leaves it a day.
+    token_lifetime_s: float | None = Field(default=None, gt=0.0)
+    token_age_s: float = Field(default=0.0, ge=0.0)
+    # Webhook fields the account is subscribed to at start (``subscribed_apps``); None: none.
+    subscribed_fields: list[str] | None = None
+
+    @field_validator("subscribed_fields")
+    @classmethod
+    def _known_fields(cls, fields: list[str] | None) -> list[str] | None:
+        if fields is not None:
+            unknown = sorted(set(fields) - set(WEBHOOK_FIELDS))
+            if unknown:
+                raise ValueError(f"unknown webhook fields {unknown}")
+        return fields
 
 
 class CommentConfig(_Strict):
@@ -165,6 +205,10 @@ class WebhookConfig(_Strict):
     queue_max: int = Field(default=10_000, ge=1)
     # Webhooks kept for GET /_emulator/webhooks (the newest).
     log_max: int = Field(default=10_000, ge=1)
+    # True: an account's event is sent only when the account subscribed to its field with
+    # ``POST /{IG_ID}/subscribed_apps`` (the mapping is ``subscriptions.KIND_FIELDS``), as on
+    # Graph. False (the default): every event is sent, as if every account subscribed to all.
+    require_subscription: bool = False
 
 
 class SimulatedUsersConfig(_Strict):
@@ -221,6 +265,25 @@ class MediaConfig(_Strict):
         return self
 
 
+class TokenConfig(_Strict):
+    """Lifetimes of Instagram user tokens, on the emulator's clock (``tokens.py``)."""
+
+    # Lifetime of a token no account overrides, and of every refreshed token.
+    lifetime_s: float = Field(default=TOKEN_LIFETIME_S, gt=0.0)
+    # ``refresh_access_token`` refuses a younger token (Meta: 24 h).
+    min_refresh_age_s: float = Field(default=TOKEN_MIN_REFRESH_AGE_S, ge=0.0)
+    # False: a refreshed token stays valid until its own expiry (what Meta's pages imply: they
+    # say nothing of invalidating it). True: it is ``superseded`` at once (190/467).
+    revoke_on_refresh: bool = False
+
+
+class AppConfig(_Strict):
+    """The Meta app the tokens were issued to, as ``GET /{IG_ID}/subscribed_apps`` names it."""
+
+    id: Digits = "990000000000001"
+    name: str = Field(default="ig-outbound emulator app", min_length=1)
+
+
 class EmulatorConfig(_Strict):
     """Everything the emulator starts with; all of it can also be changed at run time."""
 
@@ -238,6 +301,8 @@ class EmulatorConfig(_Strict):
     webhooks: WebhookConfig = Field(default_factory=WebhookConfig)
     simulated_users: SimulatedUsersConfig = Field(default_factory=SimulatedUsersConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    tokens: TokenConfig = Field(default_factory=TokenConfig)
+    app: AppConfig = Field(default_factory=AppConfig)
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> EmulatorConfig:

@@ -11,6 +11,7 @@ import httpx
 
 from ig_outbound.emulator.config import ScriptedAnswer
 from ig_outbound.emulator.media_files import media_url, tag_of
+from ig_outbound.emulator.tokens import fingerprint as token_fingerprint
 
 
 class EmulatorControl:
@@ -105,9 +106,32 @@ class EmulatorControl:
         self._request("POST", "/reset")
 
     def add_account(
-        self, ig_id: str, token: str, username: str, users: Iterable[str] = ()
+        self,
+        ig_id: str,
+        token: str,
+        username: str,
+        users: Iterable[str] = (),
+        *,
+        name: str | None = None,
+        token_age_s: float | None = None,
+        token_lifetime_s: float | None = None,
+        subscribed_fields: Iterable[str] | None = None,
     ) -> dict[str, str]:
-        body = {"ig_id": ig_id, "token": token, "username": username, "users": list(users)}
+        """Register an account (again: rotates its own token). ``token_age_s``: how old its
+        token already is; ``token_lifetime_s``: its lifetime (default the emulator's)."""
+        body: dict[str, Any] = {
+            "ig_id": ig_id,
+            "token": token,
+            "username": username,
+            "users": list(users),
+        }
+        options = {
+            "name": name,
+            "token_age_s": token_age_s,
+            "token_lifetime_s": token_lifetime_s,
+            "subscribed_fields": list(subscribed_fields) if subscribed_fields is not None else None,
+        }
+        body.update({key: value for key, value in options.items() if value is not None})
         result: dict[str, str] = self._request("POST", "/accounts", json=body)
         return result
 
@@ -134,6 +158,68 @@ class EmulatorControl:
         if created_at is not None:
             body["created_at"] = created_at
         result: dict[str, Any] = self._request("POST", "/comments", json=body)
+        return result
+
+    # --- tokens and subscriptions (never shown: described by fingerprint) -----------------
+
+    def tokens(self, ig_id: str) -> list[dict[str, Any]]:
+        """The account's tokens, oldest first: ``[{fingerprint, issued_at, expires_at, state
+        (valid|expired|revoked|superseded), refreshed_from, origin, subcode}]``; see
+        ``token_fingerprint`` to find one."""
+        result: list[dict[str, Any]] = self._request("GET", f"/accounts/{ig_id}/tokens")["tokens"]
+        return result
+
+    def register_token(
+        self,
+        ig_id: str,
+        token: str,
+        *,
+        age_s: float | None = None,
+        lifetime_s: float | None = None,
+    ) -> dict[str, Any]:
+        """A further valid token for the account (an operator logged in again), ``age_s`` old
+        and living ``lifetime_s`` (default the emulator's 60 days). Forgotten at reset.
+        Returns its description."""
+        body: dict[str, Any] = {"token": token}
+        if age_s is not None:
+            body["age_s"] = age_s
+        if lifetime_s is not None:
+            body["lifetime_s"] = lifetime_s
+        result: dict[str, Any] = self._request("POST", f"/accounts/{ig_id}/tokens", json=body)
+        return result
+
+    def revoke_tokens(
+        self, ig_id: str, subcode: int = 460, *, tokens: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Revoke the account's tokens (all, or only ``tokens``): from now on they answer 190
+        with ``subcode`` (458 app removed, 460 password changed, 467 invalid, 463, 459, 464,
+        492). Returns the revoked tokens' descriptions."""
+        body: dict[str, Any] = {"subcode": subcode}
+        if tokens is not None:
+            body["fingerprints"] = [token_fingerprint(t) for t in tokens]
+        path = f"/accounts/{ig_id}/tokens/revoke"
+        result: list[dict[str, Any]] = self._request("POST", path, json=body)["revoked"]
+        return result
+
+    def token_settings(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/tokens/settings")
+        return result
+
+    def set_token_settings(self, **settings: Any) -> dict[str, Any]:
+        """Merge token settings, e.g. ``set_token_settings(revoke_on_refresh=True)``
+        (``lifetime_s``, ``min_refresh_age_s``); reset restores the configured ones."""
+        result: dict[str, Any] = self._request("PUT", "/tokens/settings", json=settings)
+        return result
+
+    def subscriptions(self) -> dict[str, list[str]]:
+        """Every account's subscribed webhook fields (``[]``: not subscribed)."""
+        result: dict[str, list[str]] = self._request("GET", "/subscriptions")["subscriptions"]
+        return result
+
+    def graph_calls(self) -> dict[str, dict[str, int]]:
+        """Calls of ``refresh_access_token``, ``me`` (node reads) and ``subscribed_apps``, by
+        result (e.g. ``refreshed``, ``too_early``, ``expired``, ``subscribed``)."""
+        result: dict[str, dict[str, int]] = self.stats()["graph_calls"]
         return result
 
     # --- Instagram's side: clock, window, webhooks, users ---------------------------------

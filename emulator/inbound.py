@@ -2,8 +2,10 @@
 
 Each function records the fact in the emulator's world (a message or a postback opens the
 user's window, a comment can get its private reply, a delivered business message is what users
-react to) and, when a webhook URL is set, queues the webhook Meta would send for it. All times
-are on the emulator's clock. Every function runs under the state lock.
+react to) and, when a webhook URL is set, queues the webhook Meta would send for it (under
+``webhooks.require_subscription`` only if the account subscribed to the event's field:
+``subscriptions.KIND_FIELDS``). All times are on the emulator's clock. Every function runs
+under the state lock.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def _messaging(
     state: EmulatorState, event: InboundEvent, body: wh.JsonDict, *, webhook: bool = True
 ) -> InboundEvent:
     """Queue the messaging webhook of a user's event (user -> account)."""
-    if webhook and state.webhooks.enabled:
+    if webhook and state.webhook_wanted(event.ig_id, event.kind):
         entry = wh.messaging_entry(
             event.ig_id, state.clock.now(), event.igsid, event.ig_id, event.at, body
         )
@@ -136,7 +138,7 @@ def user_comment(
         )
         state.add_comment(config, simulated=simulated)
         event = InboundEvent("comment", ig_id, igsid, at, comment_id=comment_id, text=text)
-        if webhook and state.webhooks.enabled:
+        if webhook and state.webhook_wanted(ig_id, "comment"):
             entry = wh.comment_entry(
                 ig_id,
                 state.clock.now(),
@@ -197,7 +199,7 @@ def business_message(state: EmulatorState, call: RecordedCall) -> None:
     assert call.message_id is not None
     with state.lock:
         state.conversations.business_sent(call.ig_id, call.recipient_id, call.message_id, call.body)
-        if not state.webhooks.enabled:
+        if not state.webhook_wanted(call.ig_id, "echo"):
             return
         at = state.clock.at(call.finished_at)
         echo = wh.echo(call.message_id, call.body)

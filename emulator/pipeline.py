@@ -17,6 +17,9 @@ Graph's download would find the file (``media_checks.py``): missing -> 100/20180
 limit -> 36000/2207004 (images) or 100/2018109, the wrong format -> 100/2018047. Other URLs
 pass: the emulator cannot fetch the internet.
 
+Authentication (``authenticate``) follows the token's life on the emulator's clock
+(``auth.py``): unknown 190, expired 190/463, revoked 190/<its subcode>, superseded 190/467.
+
 Rate limits (``rate_limit``, after body validation): a call over its account's budget gets the
 configured throttle error and is not delivered. While limits are enabled every answer whose
 account is known carries ``X-Business-Use-Case-Usage`` (``usage_header``, run last, so a
@@ -36,10 +39,11 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ig_outbound.emulator import auth, inbound
 from ig_outbound.emulator import graph_errors as ge
-from ig_outbound.emulator import inbound
 from ig_outbound.emulator.body import JsonDict, parse_body, parse_form
 from ig_outbound.emulator.config import PRIVATE_REPLY_WINDOW_S
+from ig_outbound.emulator.credentials import request_token, without_credentials
 from ig_outbound.emulator.graph_errors import GraphError
 from ig_outbound.emulator.media_checks import attachment_urls, graph_refusal
 from ig_outbound.emulator.rate_limits import RateClass, rate_class_of
@@ -47,8 +51,6 @@ from ig_outbound.emulator.state import Account, EmulatorState, RecordedCall
 from ig_outbound.emulator.validate import ValidatedSend, validate_send
 
 VERSION_RE = re.compile(r"^v[0-9]+\.0$")
-# Params Graph accepts anywhere that are not part of the message; never recorded.
-CREDENTIAL_PARAMS = ("access_token", "appsecret_proof", "appsecret_time")
 
 
 @dataclass(frozen=True)
@@ -108,25 +110,10 @@ async def read_context(request: Request) -> SendContext:
         version=request.path_params["version"],
         node=request.path_params["node"],
         path=request.url.path,
-        body=_strip_credentials(body) if body is not None else None,
+        body=without_credentials(body) if body is not None else None,
         body_error=body_error,
-        token=_token(request, body),
+        token=request_token(request, body),
     )
-
-
-def _token(request: Request, body: JsonDict | None) -> str | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() in ("bearer", "oauth") and value.strip():
-        return value.strip()
-    if request.query_params.get("access_token"):
-        return request.query_params["access_token"]
-    candidate = body.get("access_token") if body is not None else None
-    return candidate if isinstance(candidate, str) and candidate else None
-
-
-def _strip_credentials(body: JsonDict) -> JsonDict:
-    return {k: v for k, v in body.items() if k not in CREDENTIAL_PARAMS}
 
 
 # --- checks, in order ----------------------------------------------------------------------
@@ -138,10 +125,7 @@ def check_version(ctx: SendContext, state: EmulatorState) -> None:
 
 
 def authenticate(ctx: SendContext, state: EmulatorState) -> None:
-    account = state.account_for_token(ctx.token) if ctx.token else None
-    if account is None:
-        raise ge.invalid_token()
-    ctx.account = account
+    ctx.account = auth.authenticate(state, ctx.token, state.clock.at(ctx.arrived_at))
 
 
 def resolve_node(ctx: SendContext, state: EmulatorState) -> None:

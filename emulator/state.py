@@ -1,5 +1,6 @@
 """In-memory world of the emulator: accounts, users, comments, faults, rate windows, calls,
-conversations (who wrote when: the messaging window), the clock and the webhook dispatcher.
+conversations (who wrote when: the messaging window), the clock, the webhook dispatcher, the
+accounts' tokens (``tokens.py``) and webhook subscriptions (``subscriptions.py``).
 
 Guarding: request handlers run on one asyncio loop and every method here is synchronous (no
 ``await`` inside), so each call is atomic with respect to other requests. The ``RLock`` also
@@ -27,11 +28,12 @@ from ig_outbound.emulator.config import (
     RateLimitConfig,
     ScriptedAnswer,
     SimulatedUsersConfig,
+    TokenConfig,
     WindowConfig,
 )
 from ig_outbound.emulator.conversations import Conversations
 from ig_outbound.emulator.delivery import WebhookDispatcher
-from ig_outbound.emulator.ids import message_id
+from ig_outbound.emulator.ids import app_scoped_id, message_id
 from ig_outbound.emulator.media_app import MediaHost
 from ig_outbound.emulator.rate_limits import (
     RateClass,
@@ -39,6 +41,8 @@ from ig_outbound.emulator.rate_limits import (
     max_in_any_window,
     rate_class_of,
 )
+from ig_outbound.emulator.subscriptions import Subscriptions
+from ig_outbound.emulator.tokens import Token, TokenRegistry, TokenSpec
 
 FaultKind = Literal["throttle", "error_5xx", "error_5xx_after_send", "timeout"]
 
@@ -46,11 +50,22 @@ FaultKind = Literal["throttle", "error_5xx", "error_5xx_after_send", "timeout"]
 @dataclass
 class Account:
     ig_id: str
+    # The account's own (configured) token; it may hold more (``EmulatorState.tokens``).
     token: str = field(repr=False)  # secret: never logged, never returned by control routes
     username: str
+    name: str = ""  # the profile name (``GET /me?fields=name``); "" means the username
 
     def public(self) -> dict[str, str]:
         return {"ig_id": self.ig_id, "username": self.username}
+
+    @property
+    def app_scoped_id(self) -> str:
+        """The ``id`` ``GET /me`` answers: the account as the app sees it, not its IG_ID."""
+        return app_scoped_id(self.ig_id)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.username
 
 
 @dataclass
@@ -111,7 +126,11 @@ class EmulatorState:
         self.lock = threading.RLock()
         self._config = config
         self._accounts_by_id: dict[str, Account] = {}
-        self._accounts_by_token: dict[str, Account] = {}
+        # What reset restores: each account's own token and configured subscription.
+        self._token_specs: dict[str, TokenSpec] = {}
+        self._configured_fields: dict[str, list[str]] = {}
+        self.tokens = TokenRegistry(config.tokens.model_copy())
+        self.subscriptions = Subscriptions()
         self._users: dict[str, set[str]] = {}
         self._comments: dict[str, Comment] = {}
         # Users registered as having written (WindowConfig.registered_users_in_window).
@@ -121,6 +140,7 @@ class EmulatorState:
         self._simulated_users: set[tuple[str, str]] = set()
         self._simulated_comments: set[str] = set()
         self.allow_any_recipient = config.allow_any_recipient
+        self.app = config.app.model_copy()  # the Meta app tokens belong to
         self._mid_counter = 0
         self.window = config.window.model_copy()
         self.clock = EmulatorClock(config.clock_offset_s)
@@ -141,10 +161,13 @@ class EmulatorState:
 
     def _init_run_state(self) -> None:
         """Everything ``reset()`` clears: calls, counters, faults, script, replies, rate windows,
-        conversations, webhooks, the clock offset and simulated users' inventions.
+        conversations, webhooks, the clock offset, simulated users' inventions, tokens and
+        subscriptions.
 
-        Settings (faults, rate limits, window, webhooks, simulated users) go back to the
-        configured ones; registered users count as having written now (if so configured).
+        Settings (faults, rate limits, window, webhooks, simulated users, tokens) go back to
+        the configured ones; registered users count as having written now (if so configured).
+        Each account gets its own token back, issued now (minus its configured age), and its
+        configured subscription; registered and refreshed tokens and revocations are forgotten.
         """
         self._forget_simulated()
         self.media.log.clear()
@@ -152,6 +175,10 @@ class EmulatorState:
         self.clock = EmulatorClock(self._config.clock_offset_s)
         self.conversations = Conversations()
         self._registered_at = self.clock.now()  # allow_any_recipient's implicit users
+        self.tokens.restart(self._config.tokens.model_copy(), self._token_specs, self.clock.now())
+        self.subscriptions.restart(self._configured_fields)
+        self._graph_calls: Counter[tuple[str, str]] = Counter()
+        self._webhooks_unsubscribed: Counter[str] = Counter()
         for ig_id, igsid in self._open_on_register:
             self.conversations.registered(ig_id, igsid, self._registered_at)
         self.webhooks.reset(self._config.webhooks.model_copy())
@@ -174,17 +201,35 @@ class EmulatorState:
     # --- registry ---------------------------------------------------------------------
 
     def add_account(self, account: AccountConfig) -> Account:
+        """Register an account and issue its token now (minus ``token_age_s``); it survives
+        resets. Registering an account again rotates its own token (the old one is unknown
+        from then on) and takes its new subscription."""
         token = account.token.get_secret_value()
         with self.lock:
-            holder = self._accounts_by_token.get(token)
-            if holder is not None and holder.ig_id != account.ig_id:
+            holder = self.tokens.owner(token)
+            if holder is not None and holder != account.ig_id:
                 raise ValueError("token already belongs to another account")
             old = self._accounts_by_id.get(account.ig_id)
-            if old is not None:  # re-registering rotates the token
-                self._accounts_by_token.pop(old.token, None)
-            new = Account(account.ig_id, token, account.username)
+            if old is not None:
+                self.tokens.remove(old.token)
+            self.tokens.remove(token)  # the same token again: issued afresh
+            new = Account(account.ig_id, token, account.username, account.name or "")
             self._accounts_by_id[new.ig_id] = new
-            self._accounts_by_token[token] = new
+            spec = TokenSpec(token, account.token_age_s, account.token_lifetime_s)
+            self._token_specs[new.ig_id] = spec
+            self.tokens.issue(
+                new.ig_id,
+                token,
+                now=self.clock.now(),
+                age_s=spec.age_s,
+                lifetime_s=spec.lifetime_s,
+            )
+            fields = list(account.subscribed_fields or [])
+            self._configured_fields[new.ig_id] = fields
+            if fields:
+                self.subscriptions.subscribe(new.ig_id, fields)
+            else:
+                self.subscriptions.unsubscribe(new.ig_id)
             self._users.setdefault(new.ig_id, set())
             return new
 
@@ -240,8 +285,12 @@ class EmulatorState:
             return list(self._accounts_by_id.values())
 
     def account_for_token(self, token: str) -> Account | None:
+        """The account of a token that is valid now (emulator clock), else None."""
         with self.lock:
-            return self._accounts_by_token.get(token)
+            found = self.tokens.find(token)
+            if found is None or found.status(self.clock.now()) != "valid":
+                return None
+            return self._accounts_by_id.get(found.ig_id)
 
     def user_exists(self, ig_id: str, igsid: str) -> bool:
         with self.lock:
@@ -254,6 +303,73 @@ class EmulatorState:
     def account(self, ig_id: str) -> Account | None:
         with self.lock:
             return self._accounts_by_id.get(ig_id)
+
+    # --- tokens and subscriptions ---------------------------------------------------------
+
+    def set_token_settings(self, patch: Mapping[str, Any]) -> TokenConfig:
+        """Merge token settings; tokens already issued keep their lifetimes."""
+        with self.lock:
+            merged = {**self.tokens.settings.model_dump(), **patch}
+            self.tokens.settings = TokenConfig.model_validate(merged)
+            return self.tokens.settings
+
+    def register_token(
+        self, ig_id: str, token: str, *, age_s: float = 0.0, lifetime_s: float | None = None
+    ) -> Token:
+        """A further valid token for the account (an operator logged in again). Forgotten
+        at reset. ``ValueError`` if the token is already known."""
+        with self.lock:
+            return self.tokens.issue(
+                ig_id,
+                token,
+                now=self.clock.now(),
+                age_s=age_s,
+                lifetime_s=lifetime_s,
+                origin="registered",
+            )
+
+    def revoke_tokens(
+        self, ig_id: str, subcode: int, fingerprints: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Revoke the account's tokens (all, or those with these fingerprints): 190/subcode
+        from now on, until reset. Returns the revoked ones, described."""
+        with self.lock:
+            now = self.clock.now()
+            return [t.describe(now) for t in self.tokens.revoke(ig_id, subcode, fingerprints)]
+
+    def describe_tokens(self, ig_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            now = self.clock.now()
+            return [token.describe(now) for token in self.tokens.of_account(ig_id)]
+
+    def subscribed_fields(self) -> dict[str, list[str]]:
+        """Every account's subscribed webhook fields ([] when not subscribed)."""
+        with self.lock:
+            return {ig_id: self.subscriptions.fields(ig_id) for ig_id in self._accounts_by_id}
+
+    def webhook_wanted(self, ig_id: str, kind: str) -> bool:
+        """Whether an event of ``kind`` for the account gets a webhook: a URL is set and,
+        under ``webhooks.require_subscription``, the account subscribed to its field."""
+        with self.lock:
+            if not self.webhooks.enabled:
+                return False
+            if not self.webhooks.settings.require_subscription:
+                return True
+            if self.subscriptions.covers(ig_id, kind):
+                return True
+            self._webhooks_unsubscribed[kind] += 1
+            return False
+
+    def count_graph_call(self, route: str, result: str) -> None:
+        """One call of a Graph route besides the Send API (refresh, me, subscribed_apps)."""
+        with self.lock:
+            self._graph_calls[(route, result)] += 1
+
+    def _graph_call_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for (route, result), count in sorted(self._graph_calls.items()):
+            counts.setdefault(route, {})[result] = count
+        return counts
 
     # --- the messaging window ------------------------------------------------------------------
 
@@ -429,6 +545,10 @@ class EmulatorState:
                 "violations_by_account_class": self.rate_limits.violations_by_account_class(),
                 "max_calls_in_any_window": self._max_calls_in_any_window(),
                 "webhooks": self.webhooks.stats(),
+                # Events held back under require_subscription (not subscribed), by kind.
+                "webhooks_unsubscribed": dict(self._webhooks_unsubscribed),
+                # refresh_access_token, me (and GET /{IG_ID}), subscribed_apps: by result.
+                "graph_calls": self._graph_call_counts(),
                 "clock_offset_s": self.clock.offset_s,
             }
 
