@@ -74,10 +74,10 @@ from bench.harness import (
     wait_pollers,
 )
 from ig_outbound.emulator import EmulatorConfig
+from ig_outbound.graph.client import build_http_client
 from ig_outbound.producers.keys import ARQ_JOB_PREFIX, Keys
 from ig_outbound.producers.validation import parse_intent
 from ig_outbound.producers.wire import dumps, loads
-from ig_outbound.worker.graph.client import build_http_client
 from ig_outbound.worker.settings import Settings
 
 FLOOR_JOB_NAME = "bench.floor.send"

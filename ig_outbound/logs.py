@@ -126,6 +126,11 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+def set_secrets(secrets: Iterable[str]) -> None:
+    """Replace the tokens redacted from log lines (tokens change: reloads, refreshes)."""
+    _SECRETS[:] = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+
 def configure_logging(
     level: str = "info",
     fmt: str = "json",
@@ -134,7 +139,7 @@ def configure_logging(
 ) -> None:
     """Configure structlog (our lines) and render stdlib logging (arq's) the same way;
     `on_drop` is called for every line dropped because stderr could not keep up."""
-    _SECRETS[:] = [s for s in secrets if s]
+    set_secrets(secrets)
     sink = _sink()
     if on_drop is not None:
         sink.on_drop = on_drop

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from ig_outbound.producers.connection import connect_async, connect_sync
 from ig_outbound.producers.errors import (
+    AccountRemovedError,
     IdempotencyConflictError,
     IntentError,
     OutboundError,
@@ -132,6 +133,8 @@ def _interpret(key: str, reply: Sequence[object]) -> EnqueueResult:
         )
     elif status == "unknown_account":
         error = UnknownAccountError(f"no worker holds a token for account {detail!r}")
+    elif status == "account_removed":
+        error = AccountRemovedError(f"account {detail!r} was removed from the registry")
     elif status == "window_closed":
         error = WindowClosedError(_WINDOW_MESSAGES.get(detail, detail), reason=detail)
     else:

@@ -3,6 +3,7 @@
     OutboundError                  base of every producer-side refusal
      ├── IntentError               the intent is malformed; `problems` names each problem
      ├── UnknownAccountError       no worker of the fleet holds a token for the account
+     │    └── AccountRemovedError  the account was removed (`ig-outbound accounts remove`)
      ├── WindowClosedError         the conversation's messaging window is closed (or unknown
      │                             and refused by policy; or the comment was answered)
      └── IdempotencyConflictError  the key was used before with other content
@@ -81,6 +82,12 @@ class UnknownAccountError(OutboundError, ValueError):
     """No worker of the fleet holds a token for this account."""
 
     code = "unknown_account"
+
+
+class AccountRemovedError(UnknownAccountError):
+    """The account was removed from the registry (`ig-outbound accounts remove`)."""
+
+    code = "account_removed"
 
 
 class IdempotencyConflictError(OutboundError, ValueError):

@@ -53,6 +53,10 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "inbound_seen": "{prefix}:inseen:{account}:{event}",
         "gateway_alive": "{prefix}:gateway:alive",
         "slow": "{prefix}:slow:{account}",
+        "account": "{prefix}:acct:{account}",
+        "account_index": "{prefix}:acctidx",
+        "accounts_version": "{prefix}:acctver",
+        "refresh_lease": "{prefix}:acctlease:{account}",
     }
 )
 
@@ -85,7 +89,8 @@ class Keys:
 
     @property
     def accounts(self) -> str:
-        """Set of IG account ids the worker fleet holds tokens for (ids only, never tokens)."""
+        """Set of IG account ids producers may enqueue for: every registry account not
+        removed (ids only, never tokens)."""
         return self._key("accounts")
 
     @property
@@ -216,3 +221,22 @@ class Keys:
     def slow(self, account_id: str) -> str:
         """String with a TTL: the account runs at reduced rate while it exists."""
         return self._key("slow", account=account_id)
+
+    def account(self, account_id: str) -> str:
+        """Hash: the account registry entry (state, token expiry, refresh results; for a
+        stored account its token, Fernet-encrypted). Never a plaintext token."""
+        return self._key("account", account=account_id)
+
+    @property
+    def account_index(self) -> str:
+        """Set of every account id with a registry entry (removed ones included)."""
+        return self._key("account_index")
+
+    @property
+    def accounts_version(self) -> str:
+        """String: bumped by every registry change, so workers reload only on change."""
+        return self._key("accounts_version")
+
+    def refresh_lease(self, account_id: str) -> str:
+        """String with a TTL: the one worker refreshing this account's token holds it."""
+        return self._key("refresh_lease", account=account_id)

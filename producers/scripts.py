@@ -155,7 +155,9 @@ def _script(name: str, *libraries: str) -> LuaScript:
 
 
 # The library files; every other .lua file is a script body.
-LIBRARIES = frozenset({"gcra", "strict_json", "conversation", "window", "preflight", "disclosure"})
+LIBRARIES = frozenset(
+    {"gcra", "strict_json", "conversation", "window", "preflight", "disclosure", "account_guard"}
+)
 
 SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
     {
@@ -176,6 +178,15 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
             _script("sweep", "conversation"),
             _script("echo_claim"),
             _script("inbound_event"),
+            _script("account_put", "account_guard"),
+            _script("account_remove", "account_guard"),
+            _script("account_sync", "account_guard"),
+            _script("account_reauth", "account_guard"),
+            _script("account_refreshed", "account_guard"),
+            _script("account_refresh_failed", "account_guard"),
+            _script("account_note", "account_guard"),
+            _script("account_rekey", "account_guard"),
+            _script("lease_release"),
         )
     }
 )
@@ -194,3 +205,12 @@ ACCOUNT_PAUSE = SCRIPTS["account_pause"]
 SWEEP = SCRIPTS["sweep"]
 ECHO_CLAIM = SCRIPTS["echo_claim"]
 INBOUND_EVENT = SCRIPTS["inbound_event"]
+ACCOUNT_PUT = SCRIPTS["account_put"]
+ACCOUNT_REMOVE = SCRIPTS["account_remove"]
+ACCOUNT_SYNC = SCRIPTS["account_sync"]
+ACCOUNT_REAUTH = SCRIPTS["account_reauth"]
+ACCOUNT_REFRESHED = SCRIPTS["account_refreshed"]
+ACCOUNT_REFRESH_FAILED = SCRIPTS["account_refresh_failed"]
+ACCOUNT_NOTE = SCRIPTS["account_note"]
+ACCOUNT_REKEY = SCRIPTS["account_rekey"]
+LEASE_RELEASE = SCRIPTS["lease_release"]

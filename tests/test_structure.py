@@ -36,7 +36,16 @@ def test_the_import_contracts_hold_for_the_tree() -> None:
 def test_a_contract_import_of_the_worker_breaks_the_check(tmp_path: Path) -> None:
     """A copy of the package layout where the contract imports the worker is refused."""
     pkg = tmp_path / "ig_outbound"
-    for sub in ("producers", "worker", "emulator", "gateway", "harness", "cli"):
+    for sub in (
+        "producers",
+        "worker",
+        "accounts",
+        "graph",
+        "emulator",
+        "gateway",
+        "harness",
+        "cli",
+    ):
         (pkg / sub).mkdir(parents=True)
         (pkg / sub / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")

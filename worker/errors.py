@@ -6,13 +6,12 @@
      │    └── InvalidSettingsError   the environment does not validate (worker/arq_worker.py)
      ├── RedisUnusableError   Redis refuses our credentials or TLS, or never answered
      │                        (worker/supervisor.py: no restart can fix it)
-     ├── MediaProbeError      a media URL could not be probed (worker/media/errors.py:
-     │                        forbidden address, unreachable, not https, ...)
-     └── GraphClientError     a bug on our side using the Graph client (never an HTTP or
-                              transport problem: those are `GraphResult`s)
+     └── MediaProbeError      a media URL could not be probed (worker/media/errors.py:
+                              forbidden address, unreachable, not https, ...)
 
-Graph's own answers are values, not exceptions (`worker/graph/errors.py`: `GraphError`,
-`Classification`), so a send never raises for what Meta said.
+Graph's own answers are values, not exceptions (`ig_outbound/graph/errors.py`: `GraphError`,
+`Classification`), so a send never raises for what Meta said; misusing the client (a closed
+one) raises `ig_outbound.graph.GraphClientError`.
 """
 
 from __future__ import annotations
@@ -39,9 +38,3 @@ class TokenConfigError(WorkerConfigError):
     """The tokens file is unreadable or malformed (the message never contains a token)."""
 
     code = "invalid_tokens"
-
-
-class GraphClientError(WorkerError):
-    """A bug on our side (e.g. using a closed client), never an HTTP or transport problem."""
-
-    code = "graph_client_error"

@@ -10,7 +10,12 @@
   outcome (`failed`/`job_lost`, or `expired` past its deadline), which queues the next
   intent; a head whose job fell out of the queue is queued again.
 
-Both never raise: an error is logged and the loop goes on (Redis may be away for a while).
+* **Tokens** (every worker, every `accounts.poll_s`): the tokens file and the account
+  registry re-read when they change (worker/tokens.py); SIGHUP does it at once.
+* **Token refresh** (every worker looks, one refreshes each account: a lease; every
+  `accounts.refresh_check_s`): worker/refresher.py.
+
+None ever raises: an error is logged and the loop goes on (Redis may be away for a while).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import SWEEP
 from ig_outbound.worker import metrics
 from ig_outbound.worker.outcomes import make_outcome, observe
+from ig_outbound.worker.refresher import Refresher
 from ig_outbound.worker.services import Services
 
 log = structlog.get_logger("ig_outbound.housekeeping")
@@ -167,18 +173,42 @@ async def _every(interval_s: float, step: Callable[[], Awaitable[None]], name: s
 class Housekeeping:
     """The background tasks of one worker process (started and stopped with ARQ's hooks)."""
 
-    def __init__(self, services: Services, republish: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        republish: Callable[[], Awaitable[None]],
+        refresher: Refresher,
+    ) -> None:
         self.s = services
         self.sweeper = Sweeper(services)
+        self.refresher = refresher
         self._republish = republish
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        tuning = self.s.settings.worker
+        tuning, accounts = self.s.settings.worker, self.s.settings.accounts
         self._tasks = [
             asyncio.create_task(_every(tuning.republish_interval_s, self._republish, "publish")),
             asyncio.create_task(_every(tuning.sweep_interval_s, self._sweep_if_leader, "sweep")),
+            asyncio.create_task(_every(accounts.poll_s, self.s.tokens.poll, "tokens")),
+            asyncio.create_task(
+                _every(accounts.refresh_check_s, self._refresh_tokens, "token_refresh")
+            ),
         ]
+
+    async def _refresh_tokens(self) -> None:
+        await self.refresher.run_once()
+
+    def reload_tokens(self) -> None:
+        """SIGHUP: re-read the tokens file and the registry now (in a task of its own)."""
+        task = asyncio.get_running_loop().create_task(self._guarded_reload())
+        self._tasks.append(task)
+
+    async def _guarded_reload(self) -> None:
+        try:
+            await self.s.tokens.on_sighup()
+        except Exception as exc:
+            log.warning("housekeeping_failed", task="sighup", error_type=type(exc).__name__)
 
     async def _sweep_if_leader(self) -> None:
         # The lease outlives the interval a little: the same worker keeps sweeping while it

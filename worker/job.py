@@ -1,6 +1,7 @@
 """The send job: one intent from the queue to exactly one terminal outcome.
 
-    validate -> deadline -> not_before -> token -> account pause -> journal(begin)
+    validate -> deadline -> not_before -> token (worker/tokens.py: removed? needs a new
+    token?) -> media -> account pause -> journal(begin)
              -> POST -> classify -> outcome | deferred re-run (arq.Retry)
 
 Nothing escapes this function except `arq.Retry` (a deferred re-run) and cancellation (a
@@ -21,6 +22,7 @@ from typing import Any, NoReturn
 import structlog
 from arq import Retry
 
+from ig_outbound.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
 from ig_outbound.producers.errors import IntentError, Problem
 from ig_outbound.producers.inbound import claim_echo, message_fingerprint
 from ig_outbound.producers.intent import MAX_TEXT_BYTES, MessageIntent
@@ -37,12 +39,12 @@ from ig_outbound.worker.disclosure import (
     disclosure_for,
     keeps_conversation_state,
 )
-from ig_outbound.worker.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
 from ig_outbound.worker.job_guard import owning_key
 from ig_outbound.worker.journal import DISCLOSURE, MESSAGE, Begin, Phase
 from ig_outbound.worker.outcomes import make_outcome, observe
 from ig_outbound.worker.payloads import build_body, media_urls
 from ig_outbound.worker.services import Services
+from ig_outbound.worker.tokens import Credential
 
 log = structlog.get_logger("ig_outbound.job")
 
@@ -60,6 +62,12 @@ PARK_S = 3600.0
 # start an echo may be stamped (Meta's clock vs Redis's).
 RECONCILE_POLL_S = 1.0
 ECHO_CLOCK_SKEW_MS = 5_000
+
+
+def _token_refused(result: GraphResult) -> bool:
+    """Graph refused the token itself (190 and its subcodes), or it cannot be sent at all."""
+    code = result.error.code if result.error is not None else None
+    return code == 190 or result.classification.reason == "token_malformed"
 
 
 def park_retry() -> Retry:
@@ -201,6 +209,7 @@ class _SendRun:
         self.job_id = job_id
         self.owner = f"{job_id}#{job_try}"
         self.intent: MessageIntent
+        self.cred: Credential
         self.body: dict[str, Any]
         self.enqueued_ms: int | None = None
         self.attempts = 0
@@ -215,23 +224,44 @@ class _SendRun:
         deadline = self._deadline()
         await self._check_deadline(deadline)
         self._check_not_before(deadline)
-        token = self.s.tokens.get(intent.account_id)
-        if token is None:
-            await self._finish(OutcomeStatus.REJECTED, reason="unknown_account")
-        assert token is not None
+        self.cred = await self._credential(deadline)
         await self._check_media(deadline)
         self.body = build_body(intent)
         disclosure = disclosure_for(self.s.settings.disclosure, intent)
         if disclosure is not None:
-            await self._disclose(disclosure, deadline, token)
-        await self._send(deadline, token)
+            await self._disclose(disclosure, deadline)
+        await self._send(deadline)
 
-    async def _send(self, deadline: datetime, token: str) -> NoReturn:
+    async def _credential(self, deadline: datetime) -> Credential:
+        """The token to send with (worker/tokens.py). A removed account's intent fails; one
+        whose token Graph refused waits for a new token (or its deadline), unsent."""
+        account = self.intent.account_id
+        book = self.s.tokens
+        cred = await book.ensure(account)
+        entry = book.entry(account)
+        if entry is not None and entry.state == "removed":
+            await self._finish(OutcomeStatus.FAILED, reason="account_removed")
+        wait = self.s.settings.retry.account_pause_s
+        if cred is None:
+            # This worker holds no token for it: a stored one it cannot decrypt, or one in
+            # another worker's tokens file. Wait for it (or the deadline).
+            problem = book.corrupt().get(account)
+            log.warning("no_token_for_account", account=account, problem=problem)
+            raise self._defer(wait, deadline, "no_token")
+        if (
+            entry is not None
+            and entry.state == "needs_reauth"
+            and (entry.reauth_fp == cred.fingerprint)
+        ):
+            raise self._defer(wait, deadline, "needs_reauth")
+        return cred
+
+    async def _send(self, deadline: datetime) -> NoReturn:
         """One phase's send: a rate slot, the journal's lease, the request, its answer
         (which always ends the phase: an outcome, a re-run, or `_DisclosureSent`)."""
         await self._rate_slot(deadline)
         await self._begin(deadline)
-        result = await self.s.graph.send_message(self.intent.account_id, self.body, token)
+        result = await self.s.graph.send_message(self.intent.account_id, self.body, self.cred.token)
         self._count_request(result)
         await self._handle(result, deadline)
 
@@ -258,7 +288,7 @@ class _SendRun:
 
     # --- the bot disclosure ------------------------------------------------------------------
 
-    async def _disclose(self, disclosure: Disclosure, deadline: datetime, token: str) -> None:
+    async def _disclose(self, disclosure: Disclosure, deadline: datetime) -> None:
         """Send the disclosure this message needs (decided once, in Redis), just before it;
         returns when the message may go. A private reply carries it inline instead."""
         user = self.intent.recipient.id or ""
@@ -280,7 +310,7 @@ class _SendRun:
         message_body = self.body
         self.phase, self.body = DISCLOSURE, disclosure_body(self.intent, disclosure)
         with contextlib.suppress(_DisclosureSent):
-            await self._send(deadline, token)
+            await self._send(deadline)
         self.phase, self.body = MESSAGE, message_body
 
     async def _disclose_inline(self, disclosure: Disclosure, trigger: str) -> None:
@@ -415,6 +445,8 @@ class _SendRun:
                 else OutcomeStatus.EXPIRED
             )
             await self._finish(status, reason=begin.state)
+        if begin.verdict == "account_removed":
+            await self._finish(OutcomeStatus.FAILED, reason="account_removed")
         if begin.verdict == "gone":
             # Its record was evicted or lost: whether it was sent cannot be known, so it is
             # not sent again; the sweeper moves its conversation on.
@@ -493,7 +525,21 @@ class _SendRun:
         intents expire at their deadlines if nobody fixes it); it spends no attempt."""
         reason = result.classification.reason
         pause = self.s.settings.retry.account_pause_s
-        await self._pause(pause, reason)
+        verdict: str | None = None
+        if _token_refused(result):
+            verdict = await self.s.tokens.report_invalid(
+                self.intent.account_id, self.cred, reason, int(pause * 1000)
+            )
+            if verdict == "stale":  # replaced meanwhile (a refresh): send with the new one
+                await self.s.journal.release(
+                    self.intent.idempotency_key, self.owner, count_failure=False, phase=self.phase
+                )
+                raise self._defer(0.05, deadline, "token_replaced")
+            if verdict == "marked":
+                metrics.ACCOUNT_PAUSES.labels(reason=reason).inc()
+                log.error("account_needs_reauth", account=self.intent.account_id, reason=reason)
+        if verdict in (None, "unknown"):  # (needs_reauth paused it already)
+            await self._pause(pause, reason)
         log.error("account_problem", account=self.intent.account_id, reason=reason)
         await self.s.journal.release(
             self.intent.idempotency_key, self.owner, count_failure=False, phase=self.phase

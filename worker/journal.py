@@ -37,7 +37,15 @@ class Begin:
     """Answer of `Journal.begin`: go ahead (`attempt` is this send's number) or not."""
 
     verdict: Literal[
-        "go", "done", "busy", "ambiguous", "not_its_turn", "gone", "window_closed", "decided"
+        "go",
+        "done",
+        "busy",
+        "ambiguous",
+        "not_its_turn",
+        "gone",
+        "window_closed",
+        "decided",
+        "account_removed",
     ]
     attempt: int = 0
     state: str | None = None
@@ -78,6 +86,8 @@ def _preflight_verdict(verdict: str, detail: str) -> Begin:
         return Begin("gone")
     if verdict == "window_closed":
         return Begin("window_closed", state=detail)
+    if verdict == "account_removed":
+        return Begin("account_removed")
     raise ValueError(f"unexpected journal verdict {verdict!r}")
 
 

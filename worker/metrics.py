@@ -69,3 +69,24 @@ MEDIA_REFUSALS = Counter(
     "Intents refused unsent because a media URL broke the seed's rules, by reason.",
     ["reason"],
 )
+ACCOUNTS = Gauge(
+    "ig_outbound_accounts",
+    "Registry accounts by state: active, paused (fleet-wide pause now), needs_reauth (Graph "
+    "refused the token: an operator must add a new one), removed, corrupt (entry unreadable).",
+    ["state"],
+)
+TOKENS_EXPIRING_SOON = Gauge(
+    "ig_outbound_tokens_expiring_soon",
+    "Accounts whose token expires within accounts.expiring_soon_s (default 7 days).",
+)
+TOKEN_REFRESHES = Counter(
+    "ig_outbound_token_refreshes_total",
+    "Token refreshes by result: ok, refused (Graph said no; retried later), invalid (190: "
+    "needs re-authorisation), error (no answer; retried later).",
+    ["result"],
+)
+TOKEN_RELOADS = Counter(
+    "ig_outbound_tokens_file_reloads_total",
+    "Tokens file re-reads that found a change, by result (changed, error: kept the last good).",
+    ["result"],
+)

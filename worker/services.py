@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from ig_outbound.graph import GraphClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.worker.clock import RedisClock
-from ig_outbound.worker.graph import GraphClient
 from ig_outbound.worker.journal import Journal
 from ig_outbound.worker.limiter import RateLimiter
 from ig_outbound.worker.media import MediaPolicy
 from ig_outbound.worker.pauses import Pauses
 from ig_outbound.worker.settings import Settings
-from ig_outbound.worker.tokens import TokenStore
+from ig_outbound.worker.tokens import TokenBook
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Services:
     settings: Settings
     keys: Keys
     redis: Redis
-    tokens: TokenStore
+    tokens: TokenBook
     graph: GraphClient
     journal: Journal
     pauses: Pauses
@@ -35,7 +35,7 @@ class Services:
         cls,
         settings: Settings,
         redis: Redis,
-        tokens: TokenStore,
+        tokens: TokenBook,
         *,
         graph: GraphClient | None = None,
     ) -> Services:

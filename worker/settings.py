@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, field_validator
 
-from ig_outbound.producers.settings import ClientSettings
+from ig_outbound.accounts.settings import AccountToolSettings
 from ig_outbound.producers.window import (
     WINDOW_HUMAN_AGENT_S,
     WINDOW_MARGIN_S,
@@ -22,22 +22,6 @@ from ig_outbound.producers.window import (
     WINDOW_UNKNOWN,
     WindowUnknown,
 )
-
-
-class GraphSettings(BaseModel):
-    """Where and how the worker talks to the Graph API."""
-
-    base_url: str = "https://graph.instagram.com"
-    api_version: str = Field(default="v23.0", pattern=r"^v\d{1,3}\.\d$")
-    # `/<IG_ID>/messages` by default; `/me/messages` resolves the account from the token.
-    use_me_endpoint: bool = False
-    # Their sum stays below the job timeout, so a send always ends before its lease does.
-    connect_timeout_s: float = Field(default=3.0, gt=0)
-    read_timeout_s: float = Field(default=10.0, gt=0)
-    write_timeout_s: float = Field(default=3.0, gt=0)
-    pool_timeout_s: float = Field(default=2.0, gt=0)
-    max_connections: int = Field(default=50, ge=1)
-    max_keepalive_connections: int = Field(default=20, ge=1)
 
 
 class RetrySettings(BaseModel):
@@ -168,8 +152,9 @@ class WorkerTuning(BaseModel):
     sweep_interval_s: float = Field(default=15.0, gt=0)
 
 
-class Settings(ClientSettings):
-    """Every setting of ig-outbound (see the README's settings table)."""
+class Settings(AccountToolSettings):
+    """Every setting of the worker (see the README's settings table): the client's, Graph's
+    and the account registry's (shared with `ig-outbound accounts`), and its own."""
 
     # Approximate caps of the streams. An outcome is at most a few KB; a dead letter carries
     # its intent too (at most 64 KiB), so the DLQ's worst case is dead_letters_maxlen x 64 KiB.
@@ -182,7 +167,6 @@ class Settings(ClientSettings):
     ambiguous_policy: Literal["auto", "reconcile", "resend", "fail"] = "auto"
     reconcile_grace_s: float = Field(default=15.0, ge=0)
 
-    graph: GraphSettings = GraphSettings()
     retry: RetrySettings = RetrySettings()
     rate: RateSettings = RateSettings()
     window: WindowSettings = WindowSettings()
@@ -191,7 +175,9 @@ class Settings(ClientSettings):
     worker: WorkerTuning = WorkerTuning()
 
     # Access tokens per IG account id: a JSON object in the environment, or a file holding a
-    # JSON object or `account_id=token` lines. Never stored in Redis, never logged.
+    # JSON object or `account_id=token` lines, re-read when it changes and on SIGHUP. Never
+    # stored in Redis in plaintext, never logged. (`ig-outbound accounts add` stores tokens
+    # in Redis, encrypted, for fleets that add accounts at run time.)
     tokens: dict[str, SecretStr] = Field(default_factory=dict)
     tokens_file: Path | None = None
 

@@ -6,6 +6,9 @@ ARQ reads the class `__dict__`, so every attribute is a plain value computed fro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from typing import Any
 
 import structlog
@@ -17,6 +20,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ig_outbound.accounts.registry import AccountRegistry
+from ig_outbound.graph.admin import GraphAdmin
 from ig_outbound.logs import configure_logging
 from ig_outbound.producers.connection import async_redis, redis_params
 from ig_outbound.producers.keys import Keys
@@ -28,9 +33,10 @@ from ig_outbound.worker.arq_worker import load_settings
 from ig_outbound.worker.housekeeping import Housekeeping
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
+from ig_outbound.worker.refresher import Refresher
 from ig_outbound.worker.services import Services
 from ig_outbound.worker.settings import Settings, get_settings
-from ig_outbound.worker.tokens import TokenStore
+from ig_outbound.worker.tokens import TokenBook
 
 log = structlog.get_logger("ig_outbound.worker")
 
@@ -91,7 +97,9 @@ def create_arq_pool(settings: Settings) -> ArqRedis:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
-    tokens = TokenStore.from_settings(settings)
+    tokens = TokenBook.from_settings(
+        settings, AccountRegistry(ctx["redis"], Keys(settings.key_prefix))
+    )
     configure_logging(
         settings.log_level,
         settings.log_format,
@@ -107,9 +115,16 @@ async def startup(ctx: dict[str, Any]) -> None:
         log.warning("redis_data_safety", note=note)
     await services.clock.sync()
     services.clock.install_in_arq()
+    await tokens.start()
     await _publish(services)
-    ctx["igo_housekeeping"] = housekeeping = Housekeeping(services, lambda: _publish(services))
+    refresher = Refresher(
+        tokens, GraphAdmin(settings.graph), account_pause_s=settings.retry.account_pause_s
+    )
+    ctx["igo_housekeeping"] = housekeeping = Housekeeping(
+        services, lambda: _publish(services), refresher
+    )
     housekeeping.start()
+    _reload_on_sighup(housekeeping)
     if settings.metrics_port is not None:
         try:
             start_http_server(settings.metrics_port, addr=str(settings.metrics_addr))
@@ -123,9 +138,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     log.info("worker_started", accounts=len(tokens.accounts()), queue=services.keys.queue)
 
 
+def _reload_on_sighup(housekeeping: Housekeeping) -> None:
+    """SIGHUP re-reads the tokens file and the registry at once (no restart, no send lost)."""
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, housekeeping.reload_tokens)
+
+
 async def _publish(services: Services) -> None:
     """What producers need from the fleet, (re)written: the rate spacing, the window policy,
-    the account ids (never tokens: producers refuse intents for accounts nobody serves); and
+    the local accounts (fingerprints, never tokens: producers refuse intents for accounts
+    nobody serves); and
     Redis's clock measured again."""
     await services.limiter.publish()
     window = services.settings.window
@@ -137,9 +159,7 @@ async def _publish(services: Services) -> None:
         "unknown": window.unknown,
     }
     await resolve(services.redis.hset(services.keys.policy, mapping=policy))
-    accounts = services.tokens.accounts()
-    if accounts:
-        await resolve(services.redis.sadd(services.keys.accounts, *accounts))
+    await services.tokens.sync_local()  # (`accounts` again, should Redis have lost it)
     await services.clock.sync()
 
 
@@ -150,6 +170,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         if housekeeping is not None:
             await housekeeping.stop()
         services: Services | None = ctx.get("igo")
+        if housekeeping is not None:
+            await housekeeping.refresher.aclose()
         if services is not None:
             await services.graph.aclose()
             await services.media.aclose()

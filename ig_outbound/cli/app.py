@@ -1,4 +1,5 @@
-"""The `ig-outbound` command line: worker, demo, emulator, schema, send, status."""
+"""The `ig-outbound` command line: worker, gateway, demo, emulator, schema, send, status,
+dlq, accounts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from ig_outbound.cli.accounts import accounts_app
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -115,6 +118,8 @@ def gateway() -> None:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
+    from ig_outbound.accounts.cipher import TokenCipher
+    from ig_outbound.accounts.errors import AccountConfigError
     from ig_outbound.gateway.serve import run_gateway
     from ig_outbound.gateway.settings import get_gateway_settings
     from ig_outbound.producers.connection import connect_sync
@@ -122,8 +127,11 @@ def gateway() -> None:
 
     try:
         settings = get_gateway_settings()
+        TokenCipher.from_settings(settings.accounts)
     except (ValidationError, SettingsError) as exc:
         raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
+    except AccountConfigError as exc:
+        raise _fail(exc.as_dict()) from None
     with _RedisErrors(settings):
         client = connect_sync(settings)
         try:
@@ -140,20 +148,23 @@ def worker() -> None:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
+    from ig_outbound.accounts.cipher import TokenCipher
+    from ig_outbound.accounts.errors import AccountConfigError
     from ig_outbound.producers.connection import RedisTargetError, redis_params
     from ig_outbound.producers.errors import OutboundError
     from ig_outbound.worker.errors import TokenConfigError
     from ig_outbound.worker.settings import get_settings
-    from ig_outbound.worker.tokens import TokenStore
+    from ig_outbound.worker.tokens import LocalTokens
 
     try:
         settings = get_settings()
-        TokenStore.from_settings(settings)
+        LocalTokens(settings.tokens, settings.tokens_file)
+        TokenCipher.from_settings(settings.accounts)
         target = redis_params(settings).display
     except (ValidationError, SettingsError) as exc:
         raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
-    except TokenConfigError as exc:
-        raise _fail({"error": "invalid_tokens", "message": str(exc)}) from None
+    except (TokenConfigError, AccountConfigError) as exc:
+        raise _fail(exc.as_dict()) from None
     except RedisTargetError as exc:
         raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
 
@@ -297,6 +308,7 @@ dlq_app = typer.Typer(
     help="Inspect, replay and purge dead letters. Prints JSON; exit 2 on any error.",
 )
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(accounts_app, name="accounts")
 
 _DLQ_STATUSES = ("failed", "rejected", "expired", "unknown")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ig_outbound.gateway import metrics
+from ig_outbound.gateway.accounts_api import AccountsApi
 from ig_outbound.gateway.processor import Processor
 from ig_outbound.gateway.settings import GatewaySettings
 from ig_outbound.producers.enqueue import EnqueueResult, OutboundClient
@@ -187,6 +188,7 @@ def _answer(result: EnqueueResult) -> dict[str, Any]:
 def create_app(settings: GatewaySettings, redis: Redis) -> FastAPI:
     """The ASGI app; the processor runs while the app does (its lifespan)."""
     gateway = Gateway(settings, redis)
+    accounts = AccountsApi(settings, redis)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -195,6 +197,7 @@ def create_app(settings: GatewaySettings, redis: Redis) -> FastAPI:
             yield
         finally:
             await gateway.processor.stop()
+            await accounts.graph.aclose()
 
     app = FastAPI(title="ig-outbound gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gateway
@@ -203,5 +206,6 @@ def create_app(settings: GatewaySettings, redis: Redis) -> FastAPI:
     app.add_api_route("/v1/intents", gateway.intake, methods=["POST"])
     app.add_api_route("/healthz", lambda: {"alive": True}, methods=["GET"])
     app.add_api_route("/readyz", gateway.ready, methods=["GET"])
+    accounts.mount(app)
     app.mount("/metrics", make_asgi_app())
     return app

@@ -7,8 +7,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, SecretStr
 
+from ig_outbound.accounts.settings import AccountToolSettings
 from ig_outbound.producers.inbound import INBOUND_DEDUPE_S, INBOUND_STREAM_MAXLEN
-from ig_outbound.producers.settings import ClientSettings
 
 
 class GatewaySection(BaseModel):
@@ -22,6 +22,8 @@ class GatewaySection(BaseModel):
     verify_token: SecretStr | None = None
     # Bearer tokens producers without Redis use on the intake (`POST /v1/intents`).
     intake_tokens: list[SecretStr] = Field(default_factory=list)
+    # Bearer tokens of the accounts API (`/v1/accounts`); none: the API answers 403.
+    admin_tokens: list[SecretStr] = Field(default_factory=list)
     # A webhook body or intake request larger than this is refused (413).
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Acknowledged webhooks not yet processed: beyond this the gateway answers 429 (Meta
@@ -33,8 +35,9 @@ class GatewaySection(BaseModel):
     dedupe_s: int = Field(default=INBOUND_DEDUPE_S, ge=60)
 
 
-class GatewaySettings(ClientSettings):
-    """Every setting `ig-outbound gateway` reads (see the README's settings table)."""
+class GatewaySettings(AccountToolSettings):
+    """Every setting `ig-outbound gateway` reads (see the README's settings table): the
+    client's, Graph's and the account registry's (for the accounts API), and its own."""
 
     gateway: GatewaySection = GatewaySection()
 

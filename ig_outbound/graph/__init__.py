@@ -1,7 +1,7 @@
 """Talking to the Graph API: the Send API client, error classification, usage headers."""
 
-from ig_outbound.worker.graph.client import GraphClient, GraphClientError, GraphResult
-from ig_outbound.worker.graph.errors import (
+from ig_outbound.graph.client import GraphClient, GraphClientError, GraphResult
+from ig_outbound.graph.errors import (
     ERROR_TABLE,
     MALFORMED_SUCCESS,
     SUCCESS,
@@ -15,7 +15,7 @@ from ig_outbound.worker.graph.errors import (
     classify,
     classify_transport,
 )
-from ig_outbound.worker.graph.usage import (
+from ig_outbound.graph.usage import (
     AppUsage,
     BucUsage,
     max_usage_pct,

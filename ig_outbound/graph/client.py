@@ -2,7 +2,7 @@
 
 One pooled ``httpx.AsyncClient`` per process. :meth:`GraphClient.send_message` never raises
 for HTTP or transport problems: every attempt comes back as a :class:`GraphResult` carrying
-its :class:`~worker.graph.errors.Classification`, so the retry layer has one thing to read.
+its :class:`~ig_outbound.graph.errors.Classification`, so the retry layer has one thing to read.
 
 Token hygiene: the token travels only in the ``Authorization`` header. httpx exceptions are
 turned into :class:`TransportFailure` values and dropped, because their ``request`` carries
@@ -26,8 +26,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from ig_outbound.worker.errors import GraphClientError
-from ig_outbound.worker.graph.errors import (
+from ig_outbound.graph.errors import (
     MALFORMED_SUCCESS,
     SUCCESS,
     TOKEN_MALFORMED,
@@ -38,18 +37,25 @@ from ig_outbound.worker.graph.errors import (
     classify,
     classify_transport,
 )
-from ig_outbound.worker.graph.usage import (
+from ig_outbound.graph.settings import GraphSettings
+from ig_outbound.graph.usage import (
     AppUsage,
     BucUsage,
     max_usage_pct,
     parse_app_usage,
     parse_buc_usage,
 )
-from ig_outbound.worker.settings import GraphSettings
 
 __all__ = ["GraphClient", "GraphClientError", "GraphResult"]
 
 log = structlog.get_logger(__name__)
+
+
+class GraphClientError(RuntimeError):
+    """A bug on our side (e.g. using a closed client), never an HTTP or transport problem."""
+
+    code = "graph_client_error"
+
 
 # Visible ASCII minus backslash and quotes: such a token goes into a header untouched and
 # reads the same inside any repr, so redaction by plain substring always finds it. (h11

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic_settings import BaseSettings
 
+from ig_outbound.graph.settings import GraphSettings
 from ig_outbound.harness.errors import HarnessError
 from ig_outbound.producers.settings import ClientSettings
-from ig_outbound.worker.settings import GraphSettings, Settings
+from ig_outbound.worker.settings import Settings
 
 S = TypeVar("S", bound=BaseSettings)
 M = TypeVar("M", bound=BaseModel)

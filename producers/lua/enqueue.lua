@@ -19,6 +19,7 @@
 -- ARGV[7] default deadline, ms from now     ARGV[8] record retention, ms
 -- ARGV[9] window_hint, epoch ms (0: none): when the user last wrote, if the producer knows
 -- Returns {status, detail[, extra]}: queued | duplicate | conflict | unknown_account |
+--   account_removed |
 -- window_closed (detail: `window_closed`, `window_unknown`, `private_reply_already_sent`) |
 -- invalid (detail: what is wrong, extra: where: `intent`, `not_before`, `not_after`, ...).
 local function refuse(message, loc)
@@ -100,6 +101,9 @@ if existing then
   return {'conflict', existing}
 end
 if redis.call('SISMEMBER', KEYS[4], account) == 0 then
+  if redis.call('HGET', key_account(prefix, account), 'state') == 'removed' then
+    return {'account_removed', account}
+  end
   return {'unknown_account', account}
 end
 local run_at = math.max(not_before, now)

@@ -5,6 +5,7 @@
 --   {'done', state}       the intent has its outcome
 --   {'not_its_turn', ''}  an earlier intent of the conversation is pending: parked
 --   {'window_closed', r}  a fresh send (`fields` says whose state) whose window has closed
+--   {'account_removed', ''}  a fresh send of an account removed from the registry
 local function preflight(record, queue, key, park_ms, prefix, field_prefix, now)
   if redis.call('EXISTS', record) == 0 then return {'gone', ''} end
   if redis.call('HEXISTS', record, 'outcome') == 1 then
@@ -27,6 +28,11 @@ local function preflight(record, queue, key, park_ms, prefix, field_prefix, now)
     -- A fresh send: is its window still open? (An unsettled one is the policy's to settle.)
     local w = redis.call('HMGET', record, 'account', 'win_user', 'win_comment', 'win_human',
       'win_hint')
+    -- (`accounts` loses the id only on removal; its tombstone tells that from a lost set.)
+    if redis.call('SISMEMBER', key_accounts(prefix), w[1] or '') == 0
+        and redis.call('HGET', key_account(prefix, w[1] or ''), 'state') == 'removed' then
+      return {'account_removed', ''}
+    end
     local closed = window_refusal(prefix, w[1] or '', w[2] or '', w[3] or '', w[4] == '1',
       tonumber(w[5] or '0') or 0, now)
     if closed then return {'window_closed', closed} end

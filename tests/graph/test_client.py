@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from ig_outbound.worker.graph import (
+from ig_outbound.graph import (
     TRANSIENT_CAP,
     Classification,
     ErrorClass,
@@ -28,7 +28,7 @@ from ig_outbound.worker.graph import (
     GraphClientError,
     GraphResult,
 )
-from ig_outbound.worker.settings import GraphSettings
+from ig_outbound.graph.settings import GraphSettings
 
 TOKEN = "IGAAtestSECRETtoken.0123456789-abcdef_XYZ"
 IG_ID = "17841400000000001"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ig_outbound.worker.graph.errors import (
+from ig_outbound.graph.errors import (
     ERROR_TABLE,
     THROTTLE_CODES,
     TRANSIENT_CAP,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from ig_outbound.worker.graph.usage import (
+from ig_outbound.graph.usage import (
     AppUsage,
     BucUsage,
     max_usage_pct,

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ig_outbound.graph.settings import GraphSettings
 from ig_outbound.harness.env import (
     client_view,
     fleet_settings,
@@ -21,7 +22,6 @@ from ig_outbound.harness.errors import HarnessError
 from ig_outbound.harness.processes import WorkerProcess
 from ig_outbound.producers.settings import ClientSettings
 from ig_outbound.worker.settings import (
-    GraphSettings,
     RateSettings,
     RetrySettings,
     Settings,

@@ -17,16 +17,17 @@ from arq import Retry
 from arq.utils import ms_to_datetime
 from pydantic import SecretStr
 
+from ig_outbound.accounts.registry import AccountRegistry
+from ig_outbound.graph import GraphClient
 from ig_outbound.producers.enqueue import OutboundClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.worker.graph import GraphClient
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
 from ig_outbound.worker.journal import Record
 from ig_outbound.worker.services import Services
 from ig_outbound.worker.settings import RetrySettings, Settings
-from ig_outbound.worker.tokens import TokenStore
+from ig_outbound.worker.tokens import LocalTokens, TokenBook
 
 ACCOUNT = "17841400000000301"
 USER = "1254477777700301"
@@ -156,8 +157,11 @@ async def make_bench(aredis: aioredis.Redis) -> AsyncIterator[MakeBench]:
         fake = FakeGraph()
         graph = GraphClient(settings.graph, transport=httpx.MockTransport(fake.handle))
         graphs.append(graph)
-        tokens = TokenStore({ACCOUNT: SecretStr(TOKEN)})
+        registry = AccountRegistry(aredis, Keys(settings.key_prefix))
+        local = LocalTokens({ACCOUNT: SecretStr(TOKEN)}, None)
+        tokens = TokenBook(settings, registry, local, cipher=None)
         services = Services.build(settings, aredis, tokens, graph=graph)
+        await tokens.start()
         await services.limiter.publish()
         client = OutboundClient(aredis, settings)
         await client.register_accounts(tokens.accounts())

@@ -30,6 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from ig_outbound.accounts.registry import AccountRegistry
+from ig_outbound.graph import GraphClient
 from ig_outbound.harness.intents import text_intent
 from ig_outbound.harness.processes import RedisServer
 from ig_outbound.harness.wait import wait_until_async
@@ -39,12 +41,11 @@ from ig_outbound.producers.outcome import Outcome
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.wire import SEND_JOB_NAME, dumps
 from ig_outbound.worker.arq_worker import GuardedWorker
-from ig_outbound.worker.graph import GraphClient
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
 from ig_outbound.worker.services import Services
 from ig_outbound.worker.settings import Settings
-from ig_outbound.worker.tokens import TokenStore
+from ig_outbound.worker.tokens import LocalTokens, TokenBook
 from ig_outbound.worker.worker_settings import ARQ_MAX_TRIES
 from tests.worker.junk import stored_jobs
 
@@ -125,8 +126,10 @@ async def live(aredis: aioredis.Redis, redis_server: RedisServer) -> AsyncIterat
     keys = Keys(settings.key_prefix)
     pool = ArqRedis.from_url(redis_server.url)
     graph = GraphClient(settings.graph, transport=httpx.MockTransport(_ok))
-    tokens = TokenStore({ACCOUNT: SecretStr(TOKEN)})
+    registry = AccountRegistry(pool, keys)
+    tokens = TokenBook(settings, registry, LocalTokens({ACCOUNT: SecretStr(TOKEN)}, None), None)
     services = Services.build(settings, pool, tokens, graph=graph)
+    await tokens.start()
     await services.limiter.publish()
     client = OutboundClient(aredis, settings)
     await client.register_accounts(tokens.accounts())

@@ -1,0 +1,3 @@
+-- Release a lease only if this holder still holds it. KEYS[1] lease, ARGV[1] holder -> 0|1
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
