@@ -538,7 +538,7 @@ class _SendRun:
             if verdict == "marked":
                 metrics.ACCOUNT_PAUSES.labels(reason=reason).inc()
                 log.error("account_needs_reauth", account=self.intent.account_id, reason=reason)
-        if verdict in (None, "unknown"):  # (needs_reauth paused it already)
+        if verdict in (None, "unknown", "refused_here"):  # (needs_reauth paused it already)
             await self._pause(pause, reason)
         log.error("account_problem", account=self.intent.account_id, reason=reason)
         await self.s.journal.release(

@@ -6,7 +6,9 @@
   a content check sees and an inotify watch on the file can miss) and on SIGHUP. A change is
   applied once two checks in a row read the same content (a file caught half-written would
   otherwise yield a cut token); SIGHUP applies at once. A file that turns malformed, or
-  empty, keeps the last good tokens and logs one line, never a token.
+  empty, keeps the last good tokens and logs one line (once per bad content), never a token.
+  An account that leaves the file is not removed fleet-wide (another worker's file may hold
+  it now): `ig-outbound accounts remove` does that.
 * **the registry** (`ig_outbound/accounts/`): tokens stored by `accounts add` and refreshed
   copies of the others, encrypted; reloaded when its version changes.
 
@@ -33,7 +35,7 @@ from pydantic import SecretStr
 
 from ig_outbound.accounts.cipher import TokenCipher, fingerprint
 from ig_outbound.accounts.errors import CorruptAccountError
-from ig_outbound.accounts.registry import AccountEntry, AccountRegistry, Source
+from ig_outbound.accounts.registry import AccountEntry, AccountRegistry, Source, is_account_id
 from ig_outbound.logs import set_secrets
 from ig_outbound.worker import metrics
 from ig_outbound.worker.errors import TokenConfigError
@@ -53,31 +55,39 @@ def parse_tokens_text(text: str, name: str) -> dict[str, SecretStr]:
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # (a number past int's digit limit too)
             raise TokenConfigError(f"tokens file {name!r} is not valid JSON") from None
         if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()
         ):
             raise TokenConfigError(f"tokens file {name!r} must map account ids to strings")
-        out = {k: SecretStr(v) for k, v in data.items()}
+        out = {k: SecretStr(v.strip()) for k, v in data.items()}
     else:
         for number, line in enumerate(stripped.splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             account, sep, token = line.partition("=")
-            if not sep or not account.strip().isdigit() or not token.strip():
+            if not sep or not is_account_id(account.strip()) or not token.strip():
                 raise TokenConfigError(
                     f"tokens file {name!r} line {number}: expected `account_id=token`"
                 )
             out[account.strip()] = SecretStr(token.strip())
     for number, (account, secret) in enumerate(out.items(), start=1):
         # (never quote the id: a file with ids and tokens swapped would print a token)
-        if not account.isdigit() or len(account) > 64:
+        if not is_account_id(account):
             raise TokenConfigError(f"tokens file {name!r}: account id {number} is not numeric")
-        if not secret.get_secret_value().strip():
-            raise TokenConfigError(f"tokens file {name!r}: account {account} has an empty token")
+        _check_token(secret.get_secret_value(), f"tokens file {name!r}: account {account}")
     return out
+
+
+def _check_token(token: str, where: str) -> None:
+    if not token.strip():
+        raise TokenConfigError(f"{where} has an empty token")
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from JSON ("\ud800")
+        raise TokenConfigError(f"{where} has a token that is not valid text") from None
 
 
 def _read(path: Path) -> bytes:
@@ -95,13 +105,15 @@ class LocalTokens:
 
     def __init__(self, env: Mapping[str, SecretStr], path: Path | None) -> None:
         for number, account in enumerate(env, start=1):
-            if not account.isdigit() or len(account) > 64:
+            if not is_account_id(account):
                 raise TokenConfigError(f"IG_OUTBOUND_TOKENS: account id {number} is not numeric")
+            _check_token(env[account].get_secret_value(), f"IG_OUTBOUND_TOKENS: account {account}")
         self._env = dict(env)
         self._path = path
         self._file: dict[str, SecretStr] = {}
         self._digest: bytes | None = None
         self._pending: bytes | None = None  # a new content seen once, applied if it stays
+        self._refused: bytes | None = None  # a bad content already reported (said once)
         if path is not None:  # at start a bad file is fatal: nothing good to keep yet
             content = _read(path)
             self._file = self._parse(content)
@@ -110,7 +122,7 @@ class LocalTokens:
     def _parse(self, content: bytes) -> dict[str, SecretStr]:
         name = self._path.name if self._path is not None else "?"
         try:
-            text = content.decode("utf-8")
+            text = content.decode("utf-8-sig")  # (an editor's byte order mark is no token)
         except UnicodeDecodeError:
             raise TokenConfigError(f"tokens file {name!r} is not UTF-8") from None
         return parse_tokens_text(text, name)
@@ -120,10 +132,11 @@ class LocalTokens:
         A bad file keeps the last good tokens."""
         if self._path is None:
             return "unchanged"
+        content_digest: bytes | None = None
         try:
             content = await asyncio.to_thread(_read, self._path)
-            digest = hashlib.sha256(content).digest()
-            if digest == self._digest:
+            digest = content_digest = hashlib.sha256(content).digest()
+            if digest == self._digest or digest == self._refused:
                 self._pending = None
                 return "unchanged"
             if not now and digest != self._pending:
@@ -137,6 +150,8 @@ class LocalTokens:
                     "`ig-outbound accounts remove`, not by emptying the file)"
                 )
         except TokenConfigError as exc:
+            if content_digest is not None:
+                self._refused = content_digest
             log.error("tokens_file_invalid", error=str(exc), kept_accounts=len(self._file))
             metrics.TOKEN_RELOADS.labels(result="error").inc()
             return "error"
@@ -247,8 +262,7 @@ class TokenBook:
         await self.reload(force=True)
 
     async def sync_local(self) -> None:
-        """Tell the registry which local tokens this worker holds (fingerprints only); an
-        account that left the tokens file (and is held nowhere else) is removed."""
+        """Tell the registry which local tokens this worker holds (fingerprints only)."""
         local = self._local.tokens()
         triples = [
             (a, source, fingerprint(t.get_secret_value())) for a, (source, t) in local.items()
@@ -258,12 +272,10 @@ class TokenBook:
             if verdict == "removed" and account not in self._warned:
                 self._warned.add(account)
                 log.warning("local_token_of_removed_account_ignored", account=account)
-        gone = self._synced - set(local)
-        for account in sorted(gone):
-            entry = self._entries.get(account)
-            if entry is not None and entry.source in ("file", "env"):
-                verdict = await self._registry.remove(account, "removed_from_tokens_file")
-                log.warning("account_left_tokens_file", account=account, verdict=verdict)
+        for account in sorted(self._synced - set(local)):
+            # Not removed fleet-wide: another worker's file may hold it now (a move). An
+            # operator who means it runs `ig-outbound accounts remove`.
+            log.warning("account_left_tokens_file", account=account)
         self._synced = set(local)
 
     async def poll_registry(self) -> bool:
@@ -298,12 +310,19 @@ class TokenBook:
     async def report_invalid(
         self, account_id: str, cred: Credential, reason: str, pause_ms: int
     ) -> str:
-        """Graph refused this token: mark the account needs_reauth (unless the token was
-        replaced meanwhile: 'stale', then the registry is re-read at once)."""
+        """Graph refused this token: mark the account needs_reauth ('marked'), unless it was
+        replaced meanwhile ('stale': the registry was re-read and this worker now holds
+        another token to send with; 'refused_here' when it does not)."""
         verdict = await self._registry.report_invalid(
             account_id, cred.fingerprint, reason, pause_ms
         )
         await self.reload(force=verdict == "stale")
+        if verdict == "stale":
+            now = self._creds.get(account_id)
+            if now is None or now.fingerprint == cred.fingerprint:
+                # The registry's token is another worker's local one: this worker has no
+                # other token to try (its own file has not changed).
+                return "refused_here"
         return verdict
 
     def _resolve(self) -> None:

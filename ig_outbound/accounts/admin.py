@@ -21,8 +21,9 @@ from ig_outbound.accounts.errors import (
     AccountNotFoundError,
     AccountRefusedError,
     CorruptAccountError,
+    InvalidAccountRequest,
 )
-from ig_outbound.accounts.registry import AccountEntry, AccountRegistry, Pause
+from ig_outbound.accounts.registry import AccountEntry, AccountRegistry, Pause, is_account_id
 from ig_outbound.accounts.settings import TOKEN_LIFETIME_S, AccountsSection, AccountToolSettings
 from ig_outbound.accounts.views import AccountView
 from ig_outbound.graph.admin import GraphAdmin, GraphAdminError
@@ -31,6 +32,7 @@ from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_safety import inspect_async, verdict
 
 _T = TypeVar("_T")
+_MAX_EXPIRES_IN_S: Final = 3650 * 86_400
 
 # What a token may look like before it is sent anywhere (visible ASCII, no quotes/spaces).
 _TOKEN_SHAPE: Final = re.compile(r"[!#-&(-\[\]-~]{8,4096}")
@@ -93,6 +95,10 @@ class AccountAdmin:
         encrypted, and subscribe the account to the webhook fields. Nothing is stored when
         Graph refuses the token."""
         cipher = self._need_cipher()
+        if expires_in_s is not None and not 1 <= expires_in_s <= _MAX_EXPIRES_IN_S:
+            raise InvalidAccountRequest("expires_in must be 1 s to 10 years")
+        if account_id is not None and not is_account_id(account_id):
+            raise InvalidAccountRequest("an account id is 1-64 digits")
         if not _TOKEN_SHAPE.fullmatch(token.get_secret_value()):
             raise AccountRefusedError(
                 "that is not an access token (8-4096 visible characters, no spaces or quotes)",
@@ -136,6 +142,7 @@ class AccountAdmin:
         )
 
     async def subscribe(self, account_id: str) -> str | None:
+        _check_id(account_id)
         """(Re)subscribe a stored account to the webhook fields; the error, if any."""
         entry = await self._registry.get(account_id)
         if entry.state == "removed" or entry.ciphertext is None:
@@ -158,6 +165,7 @@ class AccountAdmin:
         return None
 
     async def remove(self, account_id: str, *, reason: str = "removed_by_operator") -> str:
+        _check_id(account_id)
         verdict = await self._registry.remove(account_id, reason)
         if verdict == "not_found":
             raise AccountNotFoundError(account_id)
@@ -172,6 +180,7 @@ class AccountAdmin:
         return sorted(views, key=lambda v: (len(v.account_id), v.account_id))
 
     async def show(self, account_id: str) -> AccountView:
+        _check_id(account_id)
         try:
             entry = await self._registry.get(account_id)
         except CorruptAccountError as exc:
@@ -192,6 +201,7 @@ class AccountAdmin:
         """Ask the fleet to refresh the token now (whatever its age; Graph still wants it a
         day old) and wait for a worker to report. The worker holds the token, wherever it
         comes from, so this works for file and environment tokens too."""
+        _check_id(account_id)
         before = await self._registry.get(account_id)
         if before.state == "removed":
             raise AccountError(f"account {account_id} was removed")
@@ -236,6 +246,11 @@ class AccountAdmin:
             if exc.transient:
                 raise GraphUnreachableError(f"Graph could not be asked: {exc}") from None
             raise _refused(exc) from None
+
+
+def _check_id(account_id: str) -> None:
+    if not is_account_id(account_id):
+        raise InvalidAccountRequest("an account id is 1-64 digits")
 
 
 def _refused(exc: GraphAdminError) -> AccountRefusedError:

@@ -33,6 +33,10 @@ class AccountNotFoundError(AccountError, LookupError):
         self.account_id = account_id
 
 
+class InvalidAccountRequest(AccountError, ValueError):
+    code = "invalid_request"
+
+
 class AccountRefusedError(AccountError):
     """Graph refused the token, or it belongs to another account."""
 

@@ -18,11 +18,13 @@ What an entry holds (never a plaintext token)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from ig_outbound.accounts.errors import AccountNotFoundError, CorruptAccountError
 from ig_outbound.producers.keys import Keys
@@ -45,6 +47,12 @@ SOURCES: tuple[Source, ...] = ("store", "file", "env")
 STATES: tuple[State, ...] = ("active", "needs_reauth", "removed")
 # The value of a pause key set for a token Graph refused (producers/lua/account_guard.lua).
 REAUTH_PAUSE = "needs_reauth"
+
+
+def is_account_id(text: str) -> bool:
+    """1-64 ASCII digits, as the scripts accept (`str.isdigit` alone takes full-width and
+    superscript digits)."""
+    return 0 < len(text) <= 64 and text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,8 @@ class AccountEntry:
         return f"AccountEntry({self.account_id}, {self.source}, {self.state})"
 
 
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
+_MAX_MS = 253_402_300_799_000  # 9999-12-31: what a datetime can show
 _INT_FIELDS = (
     "issued_ms",
     "expires_ms",
@@ -121,10 +131,11 @@ def parse_entry(account_id: str, raw: Mapping[Any, Any]) -> AccountEntry:
         text = fields.get(name)
         if text is None or text == "":
             continue
-        try:
-            values[name] = int(float(text)) if "e" in text or "." in text else int(text)
-        except ValueError:
-            raise CorruptAccountError(account_id, f"field {name} is not a number") from None
+        if not _WHOLE.fullmatch(text):
+            raise CorruptAccountError(account_id, f"field {name} is not a whole number")
+        values[name] = int(text)
+        if name.endswith("_ms") and not 0 <= values[name] <= _MAX_MS:
+            raise CorruptAccountError(account_id, f"field {name} is out of range")
     for field, name in _TEXT_FIELDS.items():
         if fields.get(field):
             values[name] = fields[field]
@@ -193,10 +204,13 @@ class AccountRegistry:
         pipe = self._redis.pipeline(transaction=False)
         for account in ids:
             pipe.hgetall(self._keys.account(account))
-        raws = await pipe.execute() if ids else []
+        raws = await pipe.execute(raise_on_error=False) if ids else []
         entries: dict[str, AccountEntry] = {}
         corrupt: dict[str, CorruptAccountError] = {}
         for account, raw in zip(ids, raws, strict=True):
+            if isinstance(raw, Exception):  # e.g. WRONGTYPE: someone wrote another type
+                corrupt[account] = CorruptAccountError(account, "its key is not a hash")
+                continue
             if not raw:
                 continue  # indexed but gone (a partial restore): nothing to serve
             try:
@@ -206,7 +220,10 @@ class AccountRegistry:
         return entries, corrupt
 
     async def get(self, account_id: str) -> AccountEntry:
-        raw = await resolve(self._redis.hgetall(self._keys.account(account_id)))
+        try:
+            raw = await resolve(self._redis.hgetall(self._keys.account(account_id)))
+        except ResponseError:  # WRONGTYPE: someone wrote another type under the key
+            raise CorruptAccountError(account_id, "its key is not a hash") from None
         if not raw:
             raise AccountNotFoundError(account_id)
         return parse_entry(account_id, raw)

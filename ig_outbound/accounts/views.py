@@ -13,7 +13,10 @@ from ig_outbound.accounts.registry import AccountEntry, Pause, Source, State
 
 
 def _at(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    try:
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):  # (the registry refuses such times)
+        return None
 
 
 class AccountView(BaseModel):

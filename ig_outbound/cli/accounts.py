@@ -86,10 +86,12 @@ def _read_token(file: Path | None, stdin: bool, env: str | None) -> Any:
             return read_token_file(file)
     except AccountConfigError as exc:
         raise _fail(exc.as_dict()) from None
-    text = sys.stdin.readline() if stdin else os.environ.get(env or "", "")
+    text = sys.stdin.read() if stdin else os.environ.get(env or "", "")
+    source = "standard input" if stdin else f"the environment variable {env}"
     if not text.strip():
-        source = "standard input" if stdin else f"the environment variable {env}"
         raise _fail({"error": "token_source", "message": f"no token on {source}"})
+    if len(text.split()) != 1:
+        raise _fail({"error": "token_source", "message": f"{source} must hold one token"})
     return SecretStr(text.strip())
 
 
@@ -109,8 +111,9 @@ def accounts_add(
     expires_in: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="Seconds the token is valid for, as the login flow said (else learned by "
-            "refreshing it now, or 60 days at most for a token under a day old)."
+            "refreshing it now, or 60 days at most for a token under a day old).",
         ),
     ] = None,
     subscribe: Annotated[
@@ -161,6 +164,7 @@ def accounts_list(
 
 def _print_table(views: list[AccountView]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -169,7 +173,7 @@ def _print_table(views: list[AccountView]) -> None:
     table.add_column("last refresh")
     table.add_column("last error", overflow="fold")
     for v in views:
-        table.add_row(
+        cells = [
             v.account_id,
             v.username or "",
             v.source or "",
@@ -181,7 +185,8 @@ def _print_table(views: list[AccountView]) -> None:
             else "unknown",
             v.last_refresh_result or "",
             v.last_error or "",
-        )
+        ]
+        table.add_row(*(escape(cell) for cell in cells))  # text, never rich markup
     Console(width=160).print(table)
 
 

@@ -36,8 +36,9 @@ from ig_outbound.accounts.errors import (
     AccountNotFoundError,
     AccountRefusedError,
     CorruptAccountError,
+    InvalidAccountRequest,
 )
-from ig_outbound.accounts.registry import AccountRegistry
+from ig_outbound.accounts.registry import AccountRegistry, is_account_id
 from ig_outbound.accounts.views import AccountView
 from ig_outbound.gateway.settings import GatewaySettings
 from ig_outbound.graph.admin import GraphAdmin
@@ -65,6 +66,7 @@ _STATUS: dict[type[AccountError], int] = {
     CorruptAccountError: 409,
     AccountConfigError: 503,  # the gateway has no encryption key: fix its settings
     GraphUnreachableError: 502,
+    InvalidAccountRequest: 400,
     _BadAccountId: 400,
     _BadBody: 400,
 }
@@ -212,7 +214,7 @@ class AccountsApi:
 
 
 def _account(account_id: str) -> str:
-    if not account_id.isdigit() or len(account_id) > 64:
+    if not is_account_id(account_id):
         raise _BadAccountId()
     return account_id
 

@@ -9,6 +9,14 @@ local function account_args(prefix, account)
   return nil
 end
 
+-- A whole number of milliseconds (finite, non-negative integer), or nil.
+local function whole_ms(text)
+  if type(text) ~= 'string' then return nil end
+  local n = tonumber(text)
+  if not n or n ~= n or n == math.huge or n < 0 or n ~= math.floor(n) then return nil end
+  return n
+end
+
 -- A pause set because the account needs a new token (not Meta's throttling) ends with it.
 local REAUTH_PAUSE = 'needs_reauth'
 local function release_reauth_pause(prefix, account)

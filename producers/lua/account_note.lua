@@ -6,12 +6,17 @@ local NOTE_FIELDS = {subscribed = true, subscribe_error = true, refresh_requeste
 local prefix, account = ARGV[1], ARGV[2]
 local bad = account_args(prefix, account)
 if bad then return bad end
+if (#ARGV - 2) % 2 ~= 0 then
+  return redis.error_reply('account_note takes field/value pairs')
+end
+for i = 3, #ARGV, 2 do
+  if not NOTE_FIELDS[ARGV[i]] then return redis.error_reply('not a note field: ' .. ARGV[i]) end
+end
 local key = key_account(prefix, account)
 local state = redis.call('HGET', key, 'state')
 if not state then return 'not_found' end
 if state == 'removed' then return 'removed' end
 for i = 3, #ARGV, 2 do
-  if not NOTE_FIELDS[ARGV[i]] then return redis.error_reply('not a note field: ' .. ARGV[i]) end
   if ARGV[i + 1] == '' then
     redis.call('HDEL', key, ARGV[i])
   else

@@ -4,6 +4,12 @@
 local prefix, account = ARGV[1], ARGV[2]
 local bad = account_args(prefix, account)
 if bad then return bad end
+if #ARGV < 7 or ARGV[3] == nil or ARGV[4] == nil or ARGV[5] == nil or ARGV[6] == nil then
+  return redis.error_reply('account_refresh_failed needs lease, fingerprint, result, error, next')
+end
+if not whole_ms(ARGV[7]) then
+  return redis.error_reply('the next try must be a whole number of milliseconds')
+end
 if redis.call('GET', key_refresh_lease(prefix, account)) ~= ARGV[3] then return 'lease_lost' end
 local key = key_account(prefix, account)
 if redis.call('HGET', key, 'fp') ~= ARGV[4] then return 'stale' end

@@ -5,6 +5,7 @@
 local prefix, account = ARGV[1], ARGV[2]
 local bad = account_args(prefix, account)
 if bad then return bad end
+if #ARGV < 3 or ARGV[3] == '' then return redis.error_reply('a removal needs a reason') end
 local key = key_account(prefix, account)
 local state = redis.call('HGET', key, 'state')
 if not state then return 'not_found' end

@@ -9,10 +9,19 @@ local prefix = ARGV[1]
 local now = now_ms()
 local verdicts = {}
 local changed = false
+if (#ARGV - 1) % 3 ~= 0 then
+  return redis.error_reply('account_sync takes a prefix, then account/source/fingerprint triples')
+end
+for i = 2, #ARGV, 3 do
+  local bad = account_args(prefix, ARGV[i])
+  if bad then return bad end
+  if ARGV[i + 1] ~= 'file' and ARGV[i + 1] ~= 'env' then
+    return redis.error_reply("the source must be 'file' or 'env'")
+  end
+  if ARGV[i + 2] == '' then return redis.error_reply('the fingerprint must not be empty') end
+end
 for i = 2, #ARGV, 3 do
   local account, source, fp = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local bad = account_args(prefix, account)
-  if bad then return bad end
   local key = key_account(prefix, account)
   local e = redis.call('HMGET', key, 'state', 'source', 'fp', 'lineage')
   local verdict

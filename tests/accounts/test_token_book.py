@@ -68,20 +68,19 @@ async def test_a_file_turned_bad_keeps_the_last_good_tokens_and_says_so_without_
     assert T1 not in text and T2 not in text
 
 
-async def test_an_account_dropped_from_the_file_is_removed(fleet: Fleet, tmp_path: Path) -> None:
+async def test_an_account_dropped_from_the_file_stays_for_the_fleet(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Another worker's file may hold it now (a move): only `accounts remove` removes."""
     path = tmp_path / "tokens.json"
     _write(path, {A: T1, B: T2})
     book, _ = await fleet.worker(tokens_file=path)
+    other, _ = await fleet.worker(tokens={B: T2})
     _write(path, {A: T1})
     await book.on_sighup()
-    entry = await fleet.registry.get(B)
-    assert (entry.state, entry.reason) == ("removed", "removed_from_tokens_file")
-    assert not await resolve(fleet.redis.sismember(f"{fleet.prefix}:accounts", B))
-    assert book.get(B) is None
-    # A worker still holding the old file does not bring it back.
-    other, _ = await fleet.worker(tokens={A: T1, B: T2})
-    assert other.get(B) is None
-    assert (await fleet.registry.get(B)).state == "removed"
+    assert book.get(B) is None and other.get(B) is not None
+    assert (await fleet.registry.get(B)).state == "active"
+    assert await resolve(fleet.redis.sismember(f"{fleet.prefix}:accounts", B))
 
 
 async def test_a_new_file_token_ends_needs_reauth(fleet: Fleet, tmp_path: Path) -> None:
