@@ -2,8 +2,10 @@
 
     .venv/bin/python -m bench.soak --intents 20000 --minutes 4 [--workers 3] [--json-out FILE]
 
-Real processes only: a private `redis-server` with AOF persistence, the Graph emulator failing
-5 % of calls with a 5xx and adding random latency, and `ig-outbound worker` processes. While
+Real processes only: a private `redis-server` with AOF persistence, the gateway, the Graph
+emulator (adding random latency; failing 5 % of calls with a 5xx, answering 2 % with a 5xx
+after delivering them and 2 % never in time; echoing every delivered message to the gateway),
+and `ig-outbound worker` processes (ambiguous policy `auto`: reconcile by echo). While
 intents are enqueued (in batches, spread over most of the chaos window) a random worker is
 SIGKILLed and replaced about every 0.5 s, and Redis is restarted (SIGTERM, then started again
 on the same port and data directory) at evenly spaced points. When the chaos window ends (or
@@ -15,7 +17,10 @@ has an outcome (bounded), then they are stopped with SIGTERM and the books are c
 * the emulator received each intent at most `1 + ambiguous` times (its record's count of
   ambiguous sends), and every `sent` intent at least once;
 * the extra deliveries over all intents are covered by the `ambiguous_sends` counter, and
-  that counter equals the sum of the per-record counts.
+  that counter equals the sum of the per-record counts;
+* doubled intents (reported, with the answer their first delivery got, i.e. the injected
+  fault): with echoes flowing almost every send in doubt is settled by its echo; the few
+  resent are counted above (a violation otherwise).
 
 Each intent's text contains its idempotency key, so every emulator call maps back to one key.
 The harness (`ig_outbound.harness.chaos`: `ChaosStack`, `run_chaos`, `Ledger`) also runs
@@ -102,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.summary())
     for line in report.violations:
         print(f"VIOLATION: {line}")
+    print(
+        f"doubled: {report.doubled} (first delivery's answer: {report.doubled_causes or '-'}); "
+        f"ambiguous sends settled by their echo: {report.reconciled}, resent: {report.ambiguous}; "
+        f"faults injected: {report.faults_injected}"
+    )
     data = asdict(report)
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(data, indent=2) + "\n")

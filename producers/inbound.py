@@ -75,17 +75,23 @@ async def record_echo(
 
 async def claim_echo(
     redis: Redis, keys: Keys, *, account_id: str, recipient_id: str, since_ms: int,
-    fingerprint: str | None,
+    fingerprint: str | None, claimer: str = "", claim_field: str = "echo_claim",
 ) -> str | None:  # fmt: skip
     """The mid of the first unclaimed echo in this conversation since `since_ms` that
     matches `fingerprint`, claimed for the caller (`producers/lua/echo_claim.lua`); None if
-    there is none yet."""
+    there is none yet. `claimer`: the idempotency key whose record keeps the claim (in
+    `claim_field`), so a re-run of that send finds its own echo again."""
     if fingerprint is None:
         return None
     claim = redis.register_script(ECHO_CLAIM.source)
+    record = keys.record(claimer) if claimer else ""
     reply = await claim(
-        keys=[keys.echoes(account_id, recipient_id), keys.echo_claims(account_id, recipient_id)],
-        args=[since_ms, fingerprint],
+        keys=[
+            keys.echoes(account_id, recipient_id),
+            keys.echo_claims(account_id, recipient_id),
+            record,
+        ],
+        args=[since_ms, fingerprint, claim_field],
     )
     if not reply:
         return None

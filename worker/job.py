@@ -651,6 +651,8 @@ class _SendRun:
             recipient_id=self.intent.recipient.id,
             since_ms=since_ms,
             fingerprint=message_fingerprint(self.body.get("message")),
+            claimer=self.intent.idempotency_key,
+            claim_field=f"{self.phase}echo_claim",
         )
 
     # --- ending -----------------------------------------------------------------------------

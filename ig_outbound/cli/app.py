@@ -291,13 +291,37 @@ def demo(
     conversations: Annotated[int, typer.Option(help="Conversations per account.")] = 8,
     rounds: Annotated[int, typer.Option(help="Times each conversation runs every kind.")] = 1,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    events: Annotated[
+        int, typer.Option(help="The loop: events simulated users make in one burst.")
+    ] = 1500,
+    loop_accounts: Annotated[
+        int, typer.Option(help="The loop: more IG accounts whose users write (plus --accounts).")
+    ] = 20,
+    old_users: Annotated[
+        int,
+        typer.Option(
+            help="The loop: users who wrote 25 h ago (window closed), and as many 2 days ago "
+            "(HUMAN_AGENT only)."
+        ),
+    ] = 20,
 ) -> None:
-    """The whole product on embedded defaults: emulator, workers, simulated users, summary."""
+    """The whole product on embedded defaults: every kind sent, then the whole loop (users
+    write, the gateway records the webhooks, the auto-responder answers, workers send,
+    echoes come back); a summary; exit 1 if a promise did not hold."""
     _require_emulator_extra()
+    _require_extra("gateway", ("fastapi", "uvicorn"))
     from ig_outbound.harness.demo import run_demo
 
     raise typer.Exit(
-        run_demo(accounts=accounts, conversations=conversations, rounds=rounds, workers=workers)
+        run_demo(
+            accounts=accounts,
+            conversations=conversations,
+            rounds=rounds,
+            workers=workers,
+            events=events,
+            loop_accounts=loop_accounts,
+            old_users=old_users,
+        )
     )
 
 

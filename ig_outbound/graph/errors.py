@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
@@ -196,6 +196,7 @@ _HTTP_429: Final = _r("http_429")
 _HTTP_5XX: Final = _t("http_5xx")
 _HTTP_5XX_AMBIGUOUS: Final = _t("http_5xx", ambiguous=True)
 _AMBIGUOUS_5XX: Final = frozenset({500, 502, 504})
+_MAYBE_PROCESSED_CODES: Final = frozenset({1, 2})
 _UNCLASSIFIED_4XX: Final = _p("unclassified_4xx")
 _UNEXPECTED_STATUS: Final = _t("unexpected_status")
 
@@ -288,6 +289,12 @@ def classify(err: GraphError) -> Classification:
         if row is None:
             row = ERROR_TABLE.get((err.code, None))
         if row is not None:
+            maybe = err.code in _MAYBE_PROCESSED_CODES and row.error_class is ErrorClass.TRANSIENT
+            if maybe and 500 <= err.http_status <= 599:
+                # Graph's "unknown error" / "service unavailable" as a 5xx also comes after
+                # a backend processed the send: maybe delivered, never resent blindly (the
+                # ambiguous policy settles it, by its echo where echoes flow).
+                return replace(row, ambiguous=True)
             return row
     if err.is_transient is True:
         return _IS_TRANSIENT

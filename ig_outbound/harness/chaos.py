@@ -1,9 +1,11 @@
-"""The chaos stack: real processes (redis-server with AOF, the Graph emulator, `ig-outbound
-worker` processes) to SIGKILL, SIGTERM and cut off from Redis on purpose.
+"""The chaos stack: real processes (redis-server with AOF, the gateway, the Graph emulator,
+`ig-outbound worker` processes) to SIGKILL, SIGTERM and cut off from Redis on purpose.
 
-The suite's crash-safety tests (tests/chaos) and the soak (bench/soak.py) run on it and read
-the same books (`Ledger`). Each intent's text contains its idempotency key, so every call the
-emulator recorded maps back to one intent.
+The emulator POSTs the echo of every message it delivers, signed, to the gateway, which
+indexes it: with the default ambiguous policy (`auto`) workers settle a send that got no
+answer by its echo instead of resending it. The suite's crash-safety tests (tests/chaos) and
+the soak (bench/soak.py) run on it and read the same books (`Ledger`). Each intent's text
+contains its idempotency key, so every call the emulator recorded maps back to one intent.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from pydantic import SecretStr
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -26,16 +29,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from ig_outbound.emulator.config import AccountConfig, FaultSettings
-from ig_outbound.harness.env import fleet_settings, tuned
+from ig_outbound.emulator.config import AccountConfig, FaultSettings, WebhookConfig
+from ig_outbound.harness.env import fleet_settings, gateway_settings, tuned
 from ig_outbound.harness.errors import ChaosError
 from ig_outbound.harness.intents import text_intent
 from ig_outbound.harness.ledger import Ledger
-from ig_outbound.harness.processes import RedisServer, WorkerProcess
+from ig_outbound.harness.processes import GatewayProcess, RedisServer, WorkerProcess, free_port
 from ig_outbound.harness.wait import wait_registered
 from ig_outbound.producers.enqueue import SyncOutboundClient
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
+from ig_outbound.producers.settings import ClientSettings
 from ig_outbound.worker.settings import Settings
 
 PREFIX = "igo-chaos"
@@ -85,11 +89,13 @@ def tail(path: Path | None, chars: int = 3000) -> str:
 
 
 class ChaosStack:
-    """Private Redis (AOF on), the emulator with accounts and users, and worker processes.
+    """Private Redis (AOF on), the gateway (`gateway=False`: none), the emulator with
+    accounts and users (its webhooks signed to the gateway), and worker processes.
 
     Workers run `settings` (this stack's Redis, prefix, emulator and tokens, passed through
     `tune`). A context manager: leaving it SIGKILLs every worker still running (after a
-    short SIGTERM drain), stops the emulator and Redis, and deletes Redis's data directory.
+    short SIGTERM drain), stops the gateway, the emulator and Redis, and deletes Redis's data
+    directory.
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class ChaosStack:
         tune: Callable[[Settings], Settings] | None = None,
         faults: Mapping[str, Any] | None = None,
         prefix: str = PREFIX,
+        gateway: bool = True,
     ) -> None:
         self.workdir = workdir
         self.prefix = prefix
@@ -113,6 +120,10 @@ class ChaosStack:
         self._faults = FaultSettings(**dict(faults or {}))
         self._tune = tune or (lambda s: s)
         self.redis = RedisServer(persistent=True)
+        self._with_gateway = gateway
+        self.gateway: GatewayProcess | None = None
+        # Signs the emulator's webhooks; the gateway verifies them with it.
+        self.app_secret = secrets.token_urlsafe(24)
         self.graph_url = ""
         self.settings: Settings  # known once the emulator runs (`__enter__`)
         self.control: EmulatorControl
@@ -127,6 +138,8 @@ class ChaosStack:
         try:
             self.redis.start()
             self._exit.callback(self.redis.close)
+            if self._with_gateway:
+                self.gateway = self._exit.enter_context(self._gateway())
             self.graph_url = self._exit.enter_context(run_emulator_process(self._emulator()))
             self.control = self._exit.enter_context(EmulatorControl(self.graph_url, timeout=120))
             self.settings = self._tune(
@@ -148,7 +161,18 @@ class ChaosStack:
     def __exit__(self, *exc: object) -> None:
         self._exit.close()
 
+    def _gateway(self) -> GatewayProcess:
+        """The gateway on this stack's Redis and prefix (not started)."""
+        client = ClientSettings(redis_url=self.redis.url, key_prefix=self.prefix)
+        settings = gateway_settings(client, port=free_port(), app_secrets=[self.app_secret])
+        return GatewayProcess.from_settings(settings, log_path=self.workdir / "gateway.log")
+
     def _emulator(self) -> EmulatorConfig:
+        webhooks = WebhookConfig()  # no URL: no webhooks
+        if self.gateway is not None:
+            webhooks = WebhookConfig(
+                url=self.gateway.webhook_url, app_secret=SecretStr(self.app_secret)
+            )
         return EmulatorConfig(
             accounts=[
                 AccountConfig(ig_id=a, token=t, username=f"chaos{a[-4:]}")
@@ -156,6 +180,7 @@ class ChaosStack:
             ],
             users={a: self.users for a in self.accounts},
             faults=self._faults,
+            webhooks=webhooks,
         )
 
     def start_worker(self, **changes: Any) -> WorkerProcess:
@@ -195,8 +220,8 @@ class ChaosStack:
         wait_registered(self.settings, len(self.accounts), timeout_s)
 
     def log_tail(self, chars: int = 3000) -> str:
-        logs = sorted(self.workdir.glob("worker-*.log"))[-3:]
-        return "\n".join(f"--- {p.name} ---\n{tail(p, chars)}" for p in logs)
+        logs = [*sorted(self.workdir.glob("worker-*.log"))[-3:], self.workdir / "gateway.log"]
+        return "\n".join(f"--- {p.name} ---\n{tail(p, chars)}" for p in logs if p.exists())
 
     # intents and books
 
@@ -232,20 +257,35 @@ class ChaosStack:
 
     def deliveries(self) -> tuple[Counter[str], int]:
         """Emulator deliveries per key, and the number of calls that map to no key."""
+        per_key, unmapped, _ = self._calls()
+        return per_key, unmapped
+
+    def _calls(self) -> tuple[Counter[str], int, dict[str, list[str]]]:
+        """Deliveries per key, calls that map to no key, and per key the fault the emulator
+        injected into each delivery's answer ("" for a plain success): the deliveries of a
+        doubled intent say which answer made the fleet send again."""
         per_key: Counter[str] = Counter()
+        faults: dict[str, list[str]] = {}
         unmapped = 0
         for call in self.control.calls()["calls"]:
             text = ((call.get("body") or {}).get("message") or {}).get("text")
             if isinstance(text, str) and text.startswith(TEXT_PREFIX):
-                per_key[text[len(TEXT_PREFIX) :]] += 1
+                key = text[len(TEXT_PREFIX) :]
+                per_key[key] += 1
+                faults.setdefault(key, []).append(call.get("fault") or "")
             else:
                 unmapped += 1
-        return per_key, unmapped
+        return per_key, unmapped, faults
+
+    def echoes(self) -> int:
+        """Events the gateway recorded on the inbound stream: in a chaos run only echoes
+        (nobody writes to the accounts); 0 without a gateway."""
+        return int(self.db.xlen(self.keys.inbound))
 
     def ledger(self, accepted: Sequence[str]) -> Ledger:
         """Read the books: records, the outcomes stream, the counter, the emulator's calls."""
-        statuses, ambiguous = self._records(accepted)
-        deliveries, unmapped = self.deliveries()
+        statuses, ambiguous, reasons = self._records(accepted)
+        deliveries, unmapped, faults = self._calls()
         counter = int(self.db.hget(self.keys.counters, "ambiguous_sends") or 0)
         return Ledger(
             accepted=list(accepted),
@@ -255,12 +295,18 @@ class ChaosStack:
             deliveries=deliveries,
             unmapped_calls=unmapped,
             ambiguous_counter=counter,
+            reasons=reasons,
+            delivery_faults=faults,
         )
 
-    def _records(self, accepted: Sequence[str]) -> tuple[dict[str, str | None], dict[str, int]]:
-        """Each key's outcome status (None: no outcome) and `ambiguous` count."""
+    def _records(
+        self, accepted: Sequence[str]
+    ) -> tuple[dict[str, str | None], dict[str, int], Counter[str]]:
+        """Each key's outcome status (None: no outcome) and `ambiguous` count, and how many
+        outcomes name each reason (`reconciled`: settled by its echo)."""
         statuses: dict[str, str | None] = {}
         ambiguous: dict[str, int] = {}
+        reasons: Counter[str] = Counter()
         for i in range(0, len(accepted), 1000):
             chunk = accepted[i : i + 1000]
             with self.db.pipeline(transaction=False) as pipe:
@@ -268,11 +314,12 @@ class ChaosStack:
                     pipe.hmget(self.keys.record(key), "outcome", "ambiguous")
                 rows = pipe.execute()
             for key, (outcome, amb) in zip(chunk, rows, strict=True):
-                statuses[key] = (
-                    None if outcome is None else Outcome.model_validate_json(outcome).status.value
-                )
+                parsed = None if outcome is None else Outcome.model_validate_json(outcome)
+                statuses[key] = None if parsed is None else parsed.status.value
+                if parsed is not None and parsed.reason:
+                    reasons[parsed.reason] += 1
                 ambiguous[key] = int(amb or 0)
-        return statuses, ambiguous
+        return statuses, ambiguous, reasons
 
     def _stream(self) -> Counter[str]:
         """Entries on the outcomes stream per key."""

@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,15 @@ from ig_outbound.harness.chaos import ChaosStack, tail
 from ig_outbound.harness.ledger import Ledger
 from ig_outbound.harness.wait import wait_until
 
-# Graph during a chaos run: 5 % of calls fail with a 5xx, 5-25 ms of latency each.
+# Graph during a chaos run, 5-25 ms of latency each call, and: 5 % fail with a 5xx (not
+# delivered); 2 % are delivered and then answered with a 5xx; 2 % are delivered and never
+# answered in time (the hang outlasts `fast_settings`' 1 s read timeout: the worker cannot
+# know whether it arrived). Delivered messages are echoed to the gateway either way.
 CHAOS_FAULTS: dict[str, Any] = {
     "error_5xx_rate": 0.05,
+    "error_5xx_after_send_rate": 0.02,
+    "timeout_rate": 0.02,
+    "timeout_hang_s": 2.0,
     "latency_ms": 5.0,
     "latency_jitter_ms": 20.0,
 }
@@ -42,6 +48,8 @@ class ChaosPlan:
     # Overall bound, from the first enqueue to the last outcome.
     settle_timeout_s: float = 240.0
     seed: int = 20260601
+    # What Graph does wrong during the run (the emulator's fault settings).
+    faults: Mapping[str, Any] = field(default_factory=lambda: dict(CHAOS_FAULTS))
 
 
 @dataclass
@@ -56,18 +64,24 @@ class ChaosReport:
     doubled: int
     extra_deliveries: int
     ambiguous: int
+    reconciled: int  # ambiguous sends settled by their echo (no resend)
+    echoes: int  # echo webhooks the gateway recorded
     statuses: dict[str, int]
     chaos_s: float
     elapsed_s: float  # first enqueue -> last outcome
     throughput: float  # accepted intents / elapsed
     deliveries: int
     violations: list[str] = field(default_factory=list)
+    # Doubled intents by the answer their first delivery got (see `Ledger.doubled_causes`).
+    doubled_causes: dict[str, int] = field(default_factory=dict)
+    faults_injected: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (
             f"intents={self.accepted} kills={self.kills} crashed={self.crashed} "
             f"redis_restarts={self.redis_restarts} lost={self.lost} doubled={self.doubled} "
-            f"ambiguous={self.ambiguous} elapsed={self.elapsed_s:.1f}s "
+            f"ambiguous={self.ambiguous} reconciled={self.reconciled} echoes={self.echoes} "
+            f"elapsed={self.elapsed_s:.1f}s "
             f"throughput={self.throughput:.0f}/s statuses={self.statuses}"
         )
 
@@ -87,7 +101,7 @@ def run_chaos(
     # exited (no request can start any more; there is no in-flight count to wait for).
     time.sleep(0.2)
     ledger = stack.ledger(run.accepted)
-    return run.report(ledger), ledger
+    return run.report(ledger, stack), ledger
 
 
 class _ChaosRun:
@@ -102,7 +116,7 @@ class _ChaosRun:
         self.pending: list[list[dict[str, Any]]] = []
 
     def start_fleet(self) -> None:
-        self.stack.control.set_faults(**CHAOS_FAULTS, seed=self.plan.seed)
+        self.stack.control.set_faults(**self.plan.faults, seed=self.plan.seed)
         for _ in range(self.plan.workers):
             self.stack.start_worker()
         self.stack.wait_registered()
@@ -188,7 +202,7 @@ class _ChaosRun:
             f"e.g. {missing[:10]}\n{self.stack.log_tail()}"
         )
 
-    def report(self, ledger: Ledger) -> ChaosReport:
+    def report(self, ledger: Ledger, stack: ChaosStack) -> ChaosReport:
         return ChaosReport(
             intents=self.plan.intents,
             accepted=len(self.accepted),
@@ -200,10 +214,14 @@ class _ChaosRun:
             doubled=ledger.doubled,
             extra_deliveries=ledger.extra_deliveries,
             ambiguous=ledger.ambiguous_counter,
+            reconciled=ledger.reasons["reconciled"],
+            echoes=stack.echoes(),
             statuses=ledger.status_counts(),
             chaos_s=round(self.chaos_s, 1),
             elapsed_s=round(self.elapsed, 1),
             throughput=round(len(self.accepted) / self.elapsed, 1),
             deliveries=sum(ledger.deliveries.values()),
             violations=ledger.violations(),
+            doubled_causes=dict(ledger.doubled_causes()),
+            faults_injected=stack.control.stats()["faults_injected"],
         )

@@ -1,8 +1,11 @@
 """`ig-outbound demo`: the whole product on embedded defaults.
 
-A private Redis (or `IG_OUTBOUND_REDIS_URL`), the Graph emulator over real HTTP, worker
-processes, and simulated accounts and users. It enqueues a realistic mix of every kind (plus a
-few bad intents), shows progress, prints a summary and leaves no process behind.
+A private Redis (or `IG_OUTBOUND_REDIS_URL`), the gateway, the Graph emulator over real HTTP
+(its signed webhooks go to the gateway), worker processes, the example auto-responder, and
+simulated accounts and users. First it enqueues a realistic mix of every kind (plus a few bad
+intents) and prints a summary; then it runs the whole loop (`demo_loop`): users write, the
+gateway records, the auto-responder answers, workers send, echoes come back. It leaves no
+process behind and exits non-zero when a promise did not hold.
 """
 
 from __future__ import annotations
@@ -11,28 +14,45 @@ import json
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
-from ig_outbound.emulator.config import AccountConfig, CommentConfig, FaultSettings
-from ig_outbound.harness.env import client_view, tuned
-from ig_outbound.harness.errors import LocalStackError
+from ig_outbound.emulator.config import (
+    AccountConfig,
+    CommentConfig,
+    FaultSettings,
+    SimulatedUsersConfig,
+    WebhookConfig,
+)
+from ig_outbound.harness.demo_loop import LoopPlan, LoopStack, run_loop
+from ig_outbound.harness.env import client_view, gateway_settings, tuned
+from ig_outbound.harness.errors import HarnessError, LocalStackError
 from ig_outbound.harness.intents import make_intent, text_intent
-from ig_outbound.harness.processes import RedisServer, WorkerProcess
+from ig_outbound.harness.processes import GatewayProcess, RedisServer, WorkerProcess, free_port
+from ig_outbound.harness.responder import ResponderThread
 from ig_outbound.harness.wait import wait_registered
+from ig_outbound.producers.connection import redis_params, sync_redis
 from ig_outbound.producers.enqueue import EnqueueResult, SyncOutboundClient
+from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
 from ig_outbound.worker.settings import Settings
 
 IMG = "https://cdn.example.com/img/{}.png"
+# Users each account of the loop knows (simulated users pick among them, or are new).
+LOOP_USERS = 40
+# Webhook POSTs the emulator has in flight at once: more only adds contention on a small box
+# (each event is its own signed POST, the emulator's default: no batching).
+WEBHOOK_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -43,9 +63,9 @@ class DemoAccount:
     comments: list[str]
 
 
-def _accounts(n_accounts: int, conversations: int) -> list[DemoAccount]:
+def _accounts(n_accounts: int, conversations: int, first: int = 0) -> list[DemoAccount]:
     out = []
-    for a in range(n_accounts):
+    for a in range(first, first + n_accounts):
         ig_id = f"1784140000000{a:04d}"
         users = [f"12544777{a:03d}{c:05d}" for c in range(conversations)]
         comments = [f"1790{a:03d}{c:08d}" for c in range(conversations)]
@@ -179,35 +199,125 @@ def _print(text: str = "") -> None:
 
 
 def run_demo(
-    *, accounts: int = 3, conversations: int = 8, rounds: int = 1, workers: int = 2
+    *,
+    accounts: int = 3,
+    conversations: int = 8,
+    rounds: int = 1,
+    workers: int = 2,
+    events: int = 1500,
+    loop_accounts: int = 20,
+    old_users: int = 20,
 ) -> int:
-    """Run the demo; returns the process exit code (0 when every good intent was sent)."""
+    """Run the demo; returns the process exit code (0 when every promise held: every good
+    intent sent, and the loop's checks, see `demo_loop`)."""
     run = datetime.now(UTC).strftime("demo%H%M%S") + secrets.token_hex(2)
-    demo_accounts = _accounts(accounts, conversations)
+    kinds = _accounts(accounts, conversations)
+    loop = _accounts(loop_accounts, LOOP_USERS, first=accounts)
     # The user's IG_OUTBOUND_* settings apply, under the demo's own choices below.
     user = Settings()
     with ExitStack() as stack:
-        redis_url = _redis(stack, user)
-        if redis_url is None:
+        try:
+            demo = _start(stack, user, run, kinds + loop, workers)
+            if demo is None:
+                return 1
+            sent_ok = _drive(demo.client, kinds, run, demo.control, rounds)
+            plan = _loop_plan(run, kinds + loop, loop, events, old_users)
+            loop_ok = run_loop(demo.loop_stack(), plan)
+        except (HarnessError, TimeoutError) as exc:  # a process died or never answered
+            _print(f"\ndemo: {exc}")
             return 1
-        graph_url = stack.enter_context(run_emulator_process(_emulator(demo_accounts)))
-        _print(f"Emulator   Graph API emulator on {graph_url}")
-        settings = tuned(
-            user,
-            redis_url=redis_url,
-            key_prefix=f"igo-{run}",
-            graph={"base_url": graph_url},
-            tokens={a.ig_id: SecretStr(a.token) for a in demo_accounts},
-            retry={"backoff_base_s": 0.2},
-            log_level="warning",
-        )
-        procs = [WorkerProcess.from_settings(settings).start() for _ in range(workers)]
-        stack.callback(lambda: [p.stop() for p in procs])
-        _print(f"Workers    {workers} worker processes")
-        client = stack.enter_context(SyncOutboundClient.connect(redis_url, client_view(settings)))
-        wait_registered(settings, len(demo_accounts))
-        return _drive(client, demo_accounts, run, EmulatorControl(graph_url), rounds)
+        return 0 if sent_ok and loop_ok else 1
     return 1
+
+
+@dataclass
+class _Demo:
+    settings: Settings
+    client: SyncOutboundClient
+    control: EmulatorControl
+    gateway: GatewayProcess
+    responder: ResponderThread
+    db: Any
+
+    def loop_stack(self) -> LoopStack:
+        keys = Keys(self.settings.key_prefix)
+        return LoopStack(self.client, self.control, self.gateway, self.responder, self.db, keys)
+
+
+def _start(
+    stack: ExitStack, user: Settings, run: str, accounts: list[DemoAccount], workers: int
+) -> _Demo | None:
+    """Redis, the gateway, the emulator (its webhooks to the gateway), the workers and the
+    auto-responder; each stopped by `stack`. None (after saying why) without a Redis."""
+    redis_url = _redis(stack, user)
+    if redis_url is None:
+        return None
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="igo-demo-")))
+    settings = tuned(
+        user,
+        redis_url=redis_url,
+        key_prefix=f"igo-{run}",
+        tokens={a.ig_id: SecretStr(a.token) for a in accounts},
+        retry={"backoff_base_s": 0.2},
+        # The demo's media URLs are placeholders (cdn.example.com): not probed.
+        media={"probe": False},
+        log_level="warning",
+    )
+    # Meta signs every webhook with the app secret; the gateway checks it.
+    app_secret = secrets.token_urlsafe(24)
+    gateway = _gateway(stack, settings, app_secret, workdir)
+    config = _emulator(accounts, gateway.webhook_url, app_secret)
+    graph_url = stack.enter_context(run_emulator_process(config))
+    _print(f"Emulator   Graph API emulator on {graph_url}, its webhooks signed to the gateway")
+    settings = tuned(settings, graph={"base_url": graph_url})
+    _workers(stack, settings, workers)
+    client = stack.enter_context(SyncOutboundClient.connect(redis_url, client_view(settings)))
+    wait_registered(settings, len(accounts))
+    responder = stack.enter_context(ResponderThread(client_view(settings), consumer="demo"))
+    _print("Responder  the example auto-responder reads the inbound stream (consumer group)")
+    control = stack.enter_context(EmulatorControl(graph_url, timeout=60))
+    db = sync_redis(redis_params(client_view(settings)), decode_responses=True)
+    stack.callback(db.close)
+    return _Demo(settings, client, control, gateway, responder, db)
+
+
+def _gateway(
+    stack: ExitStack, settings: Settings, app_secret: str, workdir: Path
+) -> GatewayProcess:
+    gateway_conf = gateway_settings(settings, port=free_port(), app_secrets=[app_secret])
+    gateway = GatewayProcess.from_settings(gateway_conf, log_path=workdir / "gateway.log")
+    stack.enter_context(gateway)
+    _print(f"Gateway    webhooks in on {gateway.webhook_url}")
+    return gateway
+
+
+def _workers(stack: ExitStack, settings: Settings, workers: int) -> None:
+    procs = [WorkerProcess.from_settings(settings).start() for _ in range(workers)]
+    stack.callback(lambda: [p.stop() for p in procs])
+    _print(
+        f"Workers    {workers} worker processes (ambiguous sends: {settings.ambiguous_policy}, "
+        "reconciled by echoes while the gateway runs)"
+    )
+
+
+def _loop_plan(
+    run: str, everyone: list[DemoAccount], loop: list[DemoAccount], events: int, old_users: int
+) -> LoopPlan:
+    """Users act on every account; users who wrote long ago write to the loop's accounts
+    (new users: the emulator knows them only from that old message)."""
+
+    hosts = loop or everyone
+
+    def users(kind: int) -> list[tuple[str, str]]:
+        return [(hosts[i % len(hosts)].ig_id, f"53{kind}{i:012d}") for i in range(old_users)]
+
+    return LoopPlan(
+        run=run,
+        events=events,
+        accounts=[a.ig_id for a in everyone],
+        closed=users(0),
+        human=users(1),
+    )
 
 
 def _redis(stack: ExitStack, user: Settings) -> str | None:
@@ -225,7 +335,7 @@ def _redis(stack: ExitStack, user: Settings) -> str | None:
     return server.url
 
 
-def _emulator(accounts: list[DemoAccount]) -> EmulatorConfig:
+def _emulator(accounts: list[DemoAccount], webhook_url: str, app_secret: str) -> EmulatorConfig:
     now = time.time()
     return EmulatorConfig(
         accounts=[
@@ -240,6 +350,10 @@ def _emulator(accounts: list[DemoAccount]) -> EmulatorConfig:
         ],
         # A realistic network: some latency, and Graph failing 3% of calls with a 5xx.
         faults=FaultSettings(latency_ms=15, latency_jitter_ms=30, error_5xx_rate=0.03, seed=7),
+        webhooks=WebhookConfig(
+            url=webhook_url, app_secret=SecretStr(app_secret), concurrency=WEBHOOK_CONCURRENCY
+        ),
+        simulated_users=SimulatedUsersConfig(seed=7),
     )
 
 
@@ -249,7 +363,9 @@ def _drive(
     run: str,
     control: EmulatorControl,
     rounds: int,
-) -> int:
+) -> bool:
+    """The first half: every kind, bad intents and duplicates; True when every good intent
+    was sent."""
     good = list(_intents(accounts, rounds, run))
     # One conversation whose user does not exist at Graph: a permanent failure, reported.
     ghost = {**good[1], "idempotency_key": f"{run}:ghost", "recipient": {"id": "4040404040"}}
@@ -271,8 +387,7 @@ def _drive(
     )
     _summary(outcomes, elapsed, control)
     _order_report(control, [i for i in good if i["recipient"].get("id")])
-    sent_ok = all(o.status == "sent" for o in outcomes if o.key != f"{run}:ghost")
-    return 0 if sent_ok else 1
+    return all(o.status == "sent" for o in outcomes if o.key != f"{run}:ghost")
 
 
 def _refusal(result: EnqueueResult) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic_settings import BaseSettings
 
+from ig_outbound.gateway.settings import GatewaySection, GatewaySettings
 from ig_outbound.graph.settings import GraphSettings
 from ig_outbound.harness.errors import HarnessError
 from ig_outbound.producers.settings import ClientSettings
@@ -85,6 +86,20 @@ def fleet_settings(
         tokens={account: SecretStr(token) for account, token in tokens.items()},
     )
     return tuned(base, **changes)
+
+
+def gateway_settings(
+    settings: ClientSettings, *, port: int, app_secrets: Sequence[str], **section: Any
+) -> GatewaySettings:
+    """The settings of a stack's gateway: the Redis, key prefix and logging of `settings` (a
+    fleet's or a producer's), listening on loopback `port`, verifying webhooks signed with
+    `app_secrets` (the emulator's `webhooks.app_secret`), plus `section` changes of its
+    `gateway` section (as for `tuned`)."""
+    own = GatewaySection(
+        host="127.0.0.1", port=port, app_secrets=[SecretStr(s) for s in app_secrets]
+    )
+    base = GatewaySettings(**dict(client_view(settings)), gateway=own)
+    return tuned(base, gateway=section) if section else base
 
 
 def client_view(settings: ClientSettings) -> ClientSettings:

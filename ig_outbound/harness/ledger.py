@@ -5,7 +5,7 @@ nothing doubled checks (records, the outcomes stream, the fleet counter, Graph's
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -20,6 +20,9 @@ class Ledger:
     deliveries: Counter[str]  # emulator deliveries per key
     unmapped_calls: int  # emulator calls whose text names no intent of this run
     ambiguous_counter: int  # `<prefix>:counters` field `ambiguous_sends`
+    reasons: Counter[str] = field(default_factory=Counter)  # outcomes per reason
+    # Per key, the fault the emulator injected into each delivery's answer ("": none).
+    delivery_faults: dict[str, list[str]] = field(default_factory=dict)
 
     def without_outcome(self) -> list[str]:
         return [k for k in self.accepted if self.statuses.get(k) is None]
@@ -55,7 +58,18 @@ class Ledger:
     @property
     def doubled(self) -> int:
         """Intents the emulator received more than once (each needs an ambiguous send)."""
-        return sum(1 for k in self.accepted if self.deliveries[k] > 1)
+        return len(self.doubled_keys())
+
+    def doubled_keys(self) -> list[str]:
+        return [k for k in self.accepted if self.deliveries[k] > 1]
+
+    def doubled_causes(self) -> Counter[str]:
+        """Doubled intents by the answer their first delivery got (the emulator's fault:
+        `timeout`, `error_5xx_after_send`, ...; `none`: a plain success, so the resend came
+        from a run that did not see it, e.g. a worker killed mid-send)."""
+        return Counter(
+            (self.delivery_faults.get(k) or ["?"])[0] or "none" for k in self.doubled_keys()
+        )
 
     @property
     def ambiguous_sum(self) -> int:

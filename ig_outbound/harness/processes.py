@@ -1,5 +1,6 @@
 """A local stack of real processes: a private redis-server (plain, TLS only, or with ACL
-users), a Redis Sentinel watching it, and worker processes.
+users), a Redis Sentinel watching it, worker processes, gateway processes and the example
+auto-responder.
 
 Used by the demo, the test suite and the benchmarks, so all three run the product the way
 production does (separate processes, real Redis, real HTTP), and all clean up after
@@ -18,20 +19,34 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
+import httpx
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
+# Only the gateway's settings (pydantic): its web stack is its own process's business.
+from ig_outbound.gateway.settings import GatewaySettings
 from ig_outbound.harness.env import inherited_env, settings_env
 from ig_outbound.harness.errors import LocalStackError
 from ig_outbound.harness.wait import wait_until
+from ig_outbound.producers.connection import connect_sync
+from ig_outbound.producers.examples.auto_responder import GROUP as RESPONDER_GROUP
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.settings import ClientSettings
 from ig_outbound.worker.settings import Settings
 
 if TYPE_CHECKING:
     # Only a type here: the certificates (and `cryptography`) are the caller's business.
     from ig_outbound.harness.tls import TlsFiles
+
+# The gateway's webhook route (`ig_outbound.gateway.app.WEBHOOK_PATH`), spelled here because
+# importing the app needs fastapi, which only the gateway's process needs.
+WEBHOOK_PATH = "/webhooks/instagram"
+AUTO_RESPONDER_MODULE = "ig_outbound.producers.examples.auto_responder"
 
 
 def free_port() -> int:
@@ -312,7 +327,7 @@ class WorkerProcess:
     env: Mapping[str, str]
     log_path: Path | None = None
     _proc: subprocess.Popen[bytes] | None = None
-    _log: object = None
+    _log: IO[bytes] | None = None
     # Drop IG_OUTBOUND_* variables of this process's environment (the caller's shell must
     # not change what `env` says).
     isolated: bool = False
@@ -323,15 +338,8 @@ class WorkerProcess:
         return cls(settings_env(settings), log_path=log_path, isolated=True)
 
     def start(self) -> WorkerProcess:
-        env = {**(inherited_env() if self.isolated else os.environ), **self.env}
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._log = out
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "ig_outbound.cli", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        command = ["-m", "ig_outbound.cli", "worker"]
+        self._proc, self._log = _spawn(command, self.env, self.isolated, self.log_path)
         return self
 
     @property
@@ -352,6 +360,230 @@ class WorkerProcess:
             return None
         _stop(self._proc, grace_s)
         code = self._proc.returncode
-        if hasattr(self._log, "close"):
+        if self._log is not None:
             self._log.close()
         return code
+
+
+def _spawn(
+    args: Sequence[str], env: Mapping[str, str], isolated: bool, log_path: Path | None
+) -> tuple[subprocess.Popen[bytes], IO[bytes] | None]:
+    """`python <args>` with `env` on top of this process's environment (without its
+    IG_OUTBOUND_* when `isolated`), stdout and stderr into `log_path`; returns the process
+    and the open log, which the caller closes once the process is reaped."""
+    full_env = {**(inherited_env() if isolated else os.environ), **env}
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env=full_env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, log
+
+
+@dataclass
+class GatewayProcess:
+    """One `ig-outbound gateway` process (webhooks in, the HTTP intake), ready once its
+    `/readyz` answers 200 (Redis answers and its processor runs).
+
+    `from_settings` is the usual way: the gateway runs exactly a `GatewaySettings` object
+    (`env.gateway_settings` builds one for a stack). It listens on `settings.gateway.port`,
+    so the caller picks the port (`free_port()`) and can hand the webhook URL to the
+    emulator before the gateway starts."""
+
+    env: Mapping[str, str]
+    port: int
+    host: str = "127.0.0.1"
+    log_path: Path | None = None
+    _proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: GatewaySettings, log_path: Path | None = None
+    ) -> GatewayProcess:
+        """A gateway (not started yet) that runs exactly `settings`."""
+        section = settings.gateway
+        # A wildcard address is reached on loopback.
+        host = "127.0.0.1" if section.host in ("0.0.0.0", "::", "") else section.host
+        return cls(settings_env(settings), port=section.port, host=host, log_path=log_path)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def webhook_url(self) -> str:
+        """Where Instagram (the emulator) POSTs its webhooks."""
+        return self.url + WEBHOOK_PATH
+
+    def start(self, timeout_s: float = 30.0) -> GatewayProcess:
+        """Start it and wait until it is ready; a gateway that exits first (bad settings, a
+        Redis it refuses) fails at once with its log's tail."""
+        command = ["-m", "ig_outbound.cli", "gateway"]
+        self._proc, self._log = _spawn(command, self.env, True, self.log_path)
+        log = self.log_path or Path(os.devnull)
+        with httpx.Client(timeout=1.0) as http:
+            ready = partial(_answers_200, http, self.url + "/readyz")
+            try:
+                _wait_ready(self._proc, ready, log, f"gateway on {self.url}", timeout_s)
+            except BaseException:
+                self._close_log()
+                raise
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def ready(self) -> bool:
+        with httpx.Client(timeout=2.0) as http:
+            return _answers_200(http, self.url + "/readyz")
+
+    def metrics(self) -> dict[str, float]:
+        """Its Prometheus samples, `name{label="value",...}` (labels sorted) -> value."""
+        response = httpx.get(self.url + "/metrics/", timeout=5.0)
+        response.raise_for_status()
+        return parse_metrics(response.text)
+
+    def stop(self, grace_s: float = 15.0) -> int | None:
+        """SIGTERM (uvicorn finishes the requests in flight), SIGKILL after `grace_s`;
+        returns the exit code."""
+        if self._proc is None:
+            return None
+        _stop(self._proc, grace_s)
+        self._close_log()
+        return self._proc.returncode
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> GatewayProcess:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # `with` calls no __exit__ when __enter__ fails
+            raise
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _answers_200(http: httpx.Client, url: str) -> bool:
+    try:
+        return http.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> `name{label="value",...}` (labels sorted) -> value."""
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def metric_total(samples: Mapping[str, float], name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels` (`parse_metrics`'s keys)."""
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    total = 0.0
+    for key, value in samples.items():
+        base, _, rest = key.partition("{")
+        if base == name and all(w in rest.rstrip("}").split(",") for w in wanted):
+            total += value
+    return total
+
+
+@dataclass
+class ResponderProcess:
+    """The example auto-responder as a service runs it, in its own process
+    (`python -m ig_outbound.producers.examples.auto_responder`, settings from the
+    environment); ready once its consumer group exists (it reads what comes after)."""
+
+    settings: ClientSettings
+    log_path: Path | None = None
+    _proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> ResponderProcess:
+        command = ["-m", AUTO_RESPONDER_MODULE]
+        env = settings_env(self.settings)
+        self._proc, self._log = _spawn(command, env, True, self.log_path)
+        r = connect_sync(self.settings)
+        try:
+            keys = Keys(self.settings.key_prefix)
+            ready = partial(_group_exists, r, keys.inbound, RESPONDER_GROUP)
+            log = self.log_path or Path(os.devnull)
+            _wait_ready(self._proc, ready, log, "the auto-responder", timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            r.close()
+        return self
+
+    def caught_up(self) -> bool:
+        """It has answered (acknowledged) every entry on the inbound stream so far."""
+        r = connect_sync(self.settings)
+        try:
+            return group_caught_up(r, Keys(self.settings.key_prefix).inbound, RESPONDER_GROUP)
+        finally:
+            r.close()
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        """SIGTERM (it keeps no state: what it read and did not acknowledge is read again by
+        the group); returns the exit code."""
+        if self._proc is None:
+            return None
+        _stop(self._proc, grace_s)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self._proc.returncode
+
+    def __enter__(self) -> ResponderProcess:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _group_exists(r: redis.Redis, stream: str, group: str) -> bool:
+    try:
+        groups: Any = r.xinfo_groups(stream)
+    except redis.exceptions.ResponseError:  # no such stream yet
+        return False
+    return any(_text(g["name"]) == group for g in groups)
+
+
+def group_caught_up(r: Any, stream: str, group: str) -> bool:
+    """`group` has read up to `stream`'s last entry and acknowledged everything it read
+    (a missing stream: nothing to read)."""
+    if not r.exists(stream):
+        return True
+    found = {_text(g["name"]): g for g in r.xinfo_groups(stream)}.get(group)
+    if found is None:
+        return False
+    last = _text(r.xinfo_stream(stream)["last-generated-id"])
+    return int(found["pending"]) == 0 and _text(found["last-delivered-id"]) == last
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

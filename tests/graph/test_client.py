@@ -324,7 +324,8 @@ async def test_token_error_is_account_level(graph: FakeGraph, client: GraphClien
         (
             500,
             {"error": {"message": "An unknown error occurred", "code": 1, "is_transient": True}},
-            Classification(ErrorClass.TRANSIENT, "api_unknown", TRANSIENT_CAP),
+            # (as a 5xx it may come after the send was processed: maybe delivered)
+            Classification(ErrorClass.TRANSIENT, "api_unknown", TRANSIENT_CAP, True),
         ),
         (
             500,

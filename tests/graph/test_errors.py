@@ -109,7 +109,9 @@ def test_sheet_row(
         fields["error_subcode"] = subcode
     err = parse(status, **fields)
     assert (err.code, err.subcode, err.http_status) == (code, subcode, status)
-    assert classify(err) == Classification(expected, reason, cap, ambiguous)
+    # A 5xx "unknown error" / "service unavailable" may come after the send was processed.
+    maybe = code in (1, 2) and expected is ErrorClass.TRANSIENT and status >= 500
+    assert classify(err) == Classification(expected, reason, cap, ambiguous or maybe)
 
 
 def test_table_holds_exactly_the_sheet_rows() -> None:
