@@ -323,7 +323,10 @@ def test_sighup_reloads_the_tokens_file_at_once(fleet: Fleet, tmp_path: Path) ->
     path.write_text(json.dumps({HUP_ACCOUNT: fleet.given[HUP_ACCOUNT]}))
     slow = tuned(fleet.settings, tokens_file=path, accounts={"poll_s": 600.0})
     worker = fleet.start_worker(slow)
-    wait_until(lambda: fleet.entry(HUP_ACCOUNT).get("source") == "file", 20, "the worker")
+    log = fleet.log_dir / f"worker-{len(fleet.workers) - 1}.log"
+    # Its SIGHUP handler is installed by the end of start-up (`worker_started`).
+    wait_until(lambda: "worker_started" in log.read_text(), 30, "the worker's start")
+    assert fleet.entry(HUP_ACCOUNT).get("source") == "file"
     new = _token()
     fleet.given["hup-new"] = new
     fleet.control.register_token(HUP_ACCOUNT, new, age_s=3600)
