@@ -14,16 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
-from ig_outbound.graph.client import build_http_client
+from ig_outbound.graph.client import GraphHttp
 from ig_outbound.graph.errors import ErrorClass, GraphError, classify, classify_transport
-from ig_outbound.graph.settings import GraphSettings
 
 # Graph's default answer to GET /me is the id only; these are the fields the Instagram API
 # with Instagram Login's get-started guide reads (`user_id` is the IG_ID messages go from).
@@ -86,28 +84,8 @@ class RefreshedToken:
     expires_in_s: int
 
 
-class GraphAdmin:
+class GraphAdmin(GraphHttp):
     """Account admin calls against Graph (or the emulator)."""
-
-    def __init__(
-        self, settings: GraphSettings, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
-        self._settings = settings
-        self._http = build_http_client(settings, transport=transport)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def _path(self, *parts: str) -> str:
         return "/" + "/".join([self._settings.api_version, *(quote(p, safe="") for p in parts)])

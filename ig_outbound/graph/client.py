@@ -119,8 +119,8 @@ def build_http_client(
     )
 
 
-class GraphClient:
-    """Sends messages to graph.instagram.com (or the emulator) over one connection pool."""
+class GraphHttp:
+    """One pooled HTTP client for Graph, closed with the object (`async with` or `aclose`)."""
 
     def __init__(
         self, settings: GraphSettings, *, transport: httpx.AsyncBaseTransport | None = None
@@ -145,6 +145,10 @@ class GraphClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class GraphClient(GraphHttp):
+    """Sends messages to graph.instagram.com (or the emulator) over one connection pool."""
 
     def path_for(self, account_id: str) -> str:
         """``/<version>/<account_id>/messages``, or ``/<version>/me/messages`` if configured."""
