@@ -311,6 +311,22 @@ class EmulatorControl:
         result: dict[str, Any] = self._request("POST", "/users/comment", json=body)
         return result
 
+    def app_message(
+        self,
+        ig_id: str,
+        igsid: str,
+        text: str = "Hi, a person here.",
+        *,
+        at: float | None = None,
+        ago_s: float | None = None,
+    ) -> dict[str, Any]:
+        """A person at business ``ig_id`` answers ``igsid`` by hand in the Instagram app: no
+        Graph call, only the echo webhook. Returns the event (``mid``, ``webhook``)."""
+        body: dict[str, Any] = {"ig_id": ig_id, "igsid": igsid, "text": text}
+        body.update(_when(at, ago_s))
+        result: dict[str, Any] = self._request("POST", "/business/message", json=body)
+        return result
+
     def users_act(
         self,
         count: int = 1,

@@ -7,6 +7,8 @@ webhooks, and users who write, comment and act.
 - ``GET|PUT /_emulator/webhooks/settings``: url, app_secret (never shown), retries, ...
 - ``POST /_emulator/users/message``: one user writes one DM (opens the window); its mid
 - ``POST /_emulator/users/comment``: one user comments (a private reply to it works)
+- ``POST /_emulator/business/message``: a person at the business writes in the Instagram app
+  (only its echo webhook: the conversation turns human)
 - ``POST /_emulator/users/act``: simulated users do ``count`` things now
 - ``GET|PUT /_emulator/users/settings``: the simulated users' settings (``rate_per_s``, ...)
 """
@@ -82,6 +84,12 @@ class _UserCommentIn(_WhenIn):
     username: Text | None = None
 
 
+class _AppMessageIn(_WhenIn):
+    ig_id: Digits
+    igsid: Digits
+    text: Text = "Hi, a person here."
+
+
 class _ActIn(_Strict):
     count: int = Field(default=1, ge=0, le=ACT_MAX)
     accounts: list[Digits] | None = None
@@ -107,6 +115,7 @@ class WorldControlApi:
             ("/users/message", self.user_message, ["POST"]),
             ("/users/comment", self.user_comment, ["POST"]),
             ("/users/act", self.users_act, ["POST"]),
+            ("/business/message", self.app_message, ["POST"]),
             ("/users/settings", self.get_user_settings, ["GET"]),
             ("/users/settings", self.put_user_settings, ["PUT"]),
         ]
@@ -188,6 +197,15 @@ class WorldControlApi:
                 username=data.username,
                 at=data.when(self.state),
                 webhook=data.webhook,
+            )
+        )
+        return JSONResponse(event.to_json(), status_code=201)
+
+    async def app_message(self, request: Request) -> JSONResponse:
+        data = _AppMessageIn.model_validate(await read_json(request))
+        event = _known(
+            lambda: inbound.app_message(
+                self.state, data.ig_id, data.igsid, text=data.text, at=data.when(self.state)
             )
         )
         return JSONResponse(event.to_json(), status_code=201)

@@ -27,7 +27,7 @@ class UnknownAccountError(ValueError):
 class InboundEvent:
     """One thing a user did; ``webhook`` is the index of the webhook carrying it, if any."""
 
-    kind: str  # message | comment | reaction | postback | seen
+    kind: str  # message | comment | reaction | postback | seen | app_message
     ig_id: str
     igsid: str
     at: float  # emulator clock, epoch seconds
@@ -207,3 +207,23 @@ def business_message(state: EmulatorState, call: RecordedCall) -> None:
             call.ig_id, state.clock.now(), call.ig_id, call.recipient_id, at, echo
         )
         state.webhooks.submit(entry, "echo")
+
+
+def app_message(
+    state: EmulatorState, ig_id: str, igsid: str, *, text: str, at: float | None = None
+) -> InboundEvent:
+    """A person at the business answers by hand in the Instagram app: no Graph call, only
+    its echo (``is_echo``, a mid no API send has), so the gateway learns a human wrote."""
+    with state.lock:
+        _require_account(state, ig_id)
+        at = state.clock.now() if at is None else at
+        mid = state.next_message_id(ig_id)
+        body = {"recipient": {"id": igsid}, "message": {"text": text}}
+        state.conversations.business_sent(ig_id, igsid, mid, body)
+        event = InboundEvent("app_message", ig_id, igsid, at, mid=mid, text=text)
+        if state.webhook_wanted(ig_id, "echo"):
+            entry = wh.messaging_entry(
+                ig_id, state.clock.now(), ig_id, igsid, at, wh.echo(mid, body)
+            )
+            event.webhook = state.webhooks.submit(entry, "echo")
+        return event

@@ -31,10 +31,17 @@ from ig_outbound.emulator.config import (
     AccountConfig,
     CommentConfig,
     FaultSettings,
+    MediaConfig,
     SimulatedUsersConfig,
     WebhookConfig,
 )
 from ig_outbound.harness.demo_loop import LoopPlan, LoopStack, run_loop
+from ig_outbound.harness.demo_policy import (
+    MEDIA_HOST,
+    PolicyDemo,
+    disclosure_settings,
+    media_settings,
+)
 from ig_outbound.harness.env import client_view, gateway_settings, tuned
 from ig_outbound.harness.errors import HarnessError, LocalStackError
 from ig_outbound.harness.intents import make_intent, text_intent
@@ -47,12 +54,32 @@ from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
 from ig_outbound.worker.settings import Settings
 
+# Template images are not media intents (Graph fetches them; no probe): placeholders.
 IMG = "https://cdn.example.com/img/{}.png"
 # Users each account of the loop knows (simulated users pick among them, or are new).
 LOOP_USERS = 40
 # Webhook POSTs the emulator has in flight at once: more only adds contention on a small box
 # (each event is its own signed POST, the emulator's default: no batching).
 WEBHOOK_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class DemoMedia:
+    """Real files on the emulator's media host, each probed once by the fleet (then cached)."""
+
+    image: str
+    audio: str
+    video: str
+    file: str
+
+    @classmethod
+    def on(cls, control: EmulatorControl) -> DemoMedia:
+        return cls(
+            image=control.media_url("jpeg", 350_000),
+            audio=control.media_url("m4a", 1_200_000),
+            video=control.media_url("mp4", 9_000_000),
+            file=control.media_url("pdf", 120_000),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,7 +102,7 @@ def _accounts(n_accounts: int, conversations: int, first: int = 0) -> list[DemoA
     return out
 
 
-def _contents(conv: int) -> list[dict[str, Any]]:
+def _contents(conv: int, media: DemoMedia) -> list[dict[str, Any]]:
     """A realistic conversation that uses every kind once."""
     return [
         {"kind": "typing_on"},
@@ -88,11 +115,11 @@ def _contents(conv: int) -> list[dict[str, Any]]:
                 {"title": "Talk to a human", "payload": "HUMAN"},
             ],
         },
-        {"kind": "image", "url": IMG.format(conv)},
-        {"kind": "images", "images": [{"url": IMG.format(i)} for i in range(3)]},
-        {"kind": "audio", "url": "https://cdn.example.com/a/voice.m4a"},
-        {"kind": "video", "url": "https://cdn.example.com/v/clip.mp4"},
-        {"kind": "file", "url": "https://cdn.example.com/f/invoice.pdf"},
+        {"kind": "image", "url": media.image},
+        {"kind": "images", "images": [{"url": media.image} for _ in range(3)]},
+        {"kind": "audio", "url": media.audio},
+        {"kind": "video", "url": media.video},
+        {"kind": "file", "url": media.file},
         {"kind": "image", "attachment_id": "1857777774821032"},
         {"kind": "sticker"},
         {"kind": "media_share", "post_id": "17895695668004550"},
@@ -127,10 +154,12 @@ def _contents(conv: int) -> list[dict[str, Any]]:
     ]
 
 
-def _intents(accounts: list[DemoAccount], rounds: int, run: str) -> Iterator[dict[str, Any]]:
+def _intents(
+    accounts: list[DemoAccount], rounds: int, run: str, media: DemoMedia
+) -> Iterator[dict[str, Any]]:
     for acc in accounts:
         for conv, user in enumerate(acc.users):
-            steps = [c for _ in range(rounds) for c in _contents(conv)]
+            steps = [c for _ in range(rounds) for c in _contents(conv, media)]
             for step, content in enumerate(steps):
                 extra: dict[str, Any] = {"metadata": {"conversation": conv, "step": step}}
                 if content["kind"] == "text" and step % 5 == 1:
@@ -213,20 +242,29 @@ def run_demo(
     run = datetime.now(UTC).strftime("demo%H%M%S") + secrets.token_hex(2)
     kinds = _accounts(accounts, conversations)
     loop = _accounts(loop_accounts, LOOP_USERS, first=accounts)
+    # One account whose media is refused, one that discloses it is automated.
+    media_account, disclosing = _accounts(2, 8, first=accounts + loop_accounts)
     # The user's IG_OUTBOUND_* settings apply, under the demo's own choices below.
     user = Settings()
     with ExitStack() as stack:
         try:
-            demo = _start(stack, user, run, kinds + loop, workers)
+            everyone = [*kinds, *loop, media_account, disclosing]
+            demo = _start(stack, user, run, everyone, workers, disclosing.ig_id)
             if demo is None:
                 return 1
             sent_ok = _drive(demo.client, kinds, run, demo.control, rounds)
-            plan = _loop_plan(run, kinds + loop, loop, events, old_users)
+            policy = PolicyDemo(
+                run, demo.client, demo.control, demo.gateway, media_account.ig_id,
+                media_account.users, disclosing.ig_id, disclosing.users,
+            )  # fmt: skip
+            policy_ok = policy.start()
+            plan = _loop_plan(run, kinds + loop, loop, events, old_users, policy.app_messages)
             loop_ok = run_loop(demo.loop_stack(), plan)
+            policy_ok = policy.finish() and policy_ok
         except (HarnessError, TimeoutError) as exc:  # a process died or never answered
             _print(f"\ndemo: {exc}")
             return 1
-        return 0 if sent_ok and loop_ok else 1
+        return 0 if sent_ok and loop_ok and policy_ok else 1
     return 1
 
 
@@ -245,10 +283,16 @@ class _Demo:
 
 
 def _start(
-    stack: ExitStack, user: Settings, run: str, accounts: list[DemoAccount], workers: int
+    stack: ExitStack,
+    user: Settings,
+    run: str,
+    accounts: list[DemoAccount],
+    workers: int,
+    disclosing: str,
 ) -> _Demo | None:
-    """Redis, the gateway, the emulator (its webhooks to the gateway), the workers and the
-    auto-responder; each stopped by `stack`. None (after saying why) without a Redis."""
+    """Redis, the gateway, the emulator (its webhooks to the gateway, its media host), the
+    workers (account `disclosing` discloses) and the auto-responder; each stopped by `stack`.
+    None (after saying why) without a Redis."""
     redis_url = _redis(stack, user)
     if redis_url is None:
         return None
@@ -259,8 +303,7 @@ def _start(
         key_prefix=f"igo-{run}",
         tokens={a.ig_id: SecretStr(a.token) for a in accounts},
         retry={"backoff_base_s": 0.2},
-        # The demo's media URLs are placeholders (cdn.example.com): not probed.
-        media={"probe": False},
+        disclosure=disclosure_settings(disclosing),
         log_level="warning",
     )
     # Meta signs every webhook with the app secret; the gateway checks it.
@@ -268,14 +311,17 @@ def _start(
     gateway = _gateway(stack, settings, app_secret, workdir)
     config = _emulator(accounts, gateway.webhook_url, app_secret)
     graph_url = stack.enter_context(run_emulator_process(config))
-    _print(f"Emulator   Graph API emulator on {graph_url}, its webhooks signed to the gateway")
-    settings = tuned(settings, graph={"base_url": graph_url})
+    control = stack.enter_context(EmulatorControl(graph_url, timeout=60))
+    _print(
+        f"Emulator   Graph API emulator on {graph_url}, its webhooks signed to the gateway, "
+        f"media files on {control.media_base_url()}"
+    )
+    settings = tuned(settings, graph={"base_url": graph_url}, media=media_settings(control))
     _workers(stack, settings, workers)
     client = stack.enter_context(SyncOutboundClient.connect(redis_url, client_view(settings)))
     wait_registered(settings, len(accounts))
     responder = stack.enter_context(ResponderThread(client_view(settings), consumer="demo"))
     _print("Responder  the example auto-responder reads the inbound stream (consumer group)")
-    control = stack.enter_context(EmulatorControl(graph_url, timeout=60))
     db = sync_redis(redis_params(client_view(settings)), decode_responses=True)
     stack.callback(db.close)
     return _Demo(settings, client, control, gateway, responder, db)
@@ -301,7 +347,12 @@ def _workers(stack: ExitStack, settings: Settings, workers: int) -> None:
 
 
 def _loop_plan(
-    run: str, everyone: list[DemoAccount], loop: list[DemoAccount], events: int, old_users: int
+    run: str,
+    everyone: list[DemoAccount],
+    loop: list[DemoAccount],
+    events: int,
+    old_users: int,
+    app_messages: int,
 ) -> LoopPlan:
     """Users act on every account; users who wrote long ago write to the loop's accounts
     (new users: the emulator knows them only from that old message)."""
@@ -317,6 +368,7 @@ def _loop_plan(
         accounts=[a.ig_id for a in everyone],
         closed=users(0),
         human=users(1),
+        app_messages=app_messages,
     )
 
 
@@ -354,6 +406,7 @@ def _emulator(accounts: list[DemoAccount], webhook_url: str, app_secret: str) ->
             url=webhook_url, app_secret=SecretStr(app_secret), concurrency=WEBHOOK_CONCURRENCY
         ),
         simulated_users=SimulatedUsersConfig(seed=7),
+        media=MediaConfig(enabled=True, host=MEDIA_HOST),
     )
 
 
@@ -366,7 +419,7 @@ def _drive(
 ) -> bool:
     """The first half: every kind, bad intents and duplicates; True when every good intent
     was sent."""
-    good = list(_intents(accounts, rounds, run))
+    good = list(_intents(accounts, rounds, run, DemoMedia.on(control)))
     # One conversation whose user does not exist at Graph: a permanent failure, reported.
     ghost = {**good[1], "idempotency_key": f"{run}:ghost", "recipient": {"id": "4040404040"}}
     started = time.monotonic()

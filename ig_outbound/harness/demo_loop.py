@@ -50,6 +50,8 @@ class LoopPlan:
     accounts: list[str]  # the accounts users act on
     closed: list[tuple[str, str]]  # (account, user): last wrote 25 h ago
     human: list[tuple[str, str]]  # (account, user): last wrote 2 days ago
+    # Messages a person wrote in the Instagram app before the loop: echoed, no Graph call.
+    app_messages: int = 0
     seed: int = 7
 
 
@@ -268,7 +270,7 @@ def _report(stack: LoopStack, tail: InboundTail, books: LoopBooks, plan: LoopPla
     _report_replies(stack, tail, books, plan)
     _report_window(stack, books, plan)
     _report_private_replies(tail, books)
-    _report_echoes(stack, tail, books)
+    _report_echoes(stack, tail, books, plan)
     _report_latency(tail, books)
 
 
@@ -370,12 +372,13 @@ def _report_private_replies(tail: InboundTail, books: LoopBooks) -> None:
         )
 
 
-def _report_echoes(stack: LoopStack, tail: InboundTail, books: LoopBooks) -> None:
+def _report_echoes(stack: LoopStack, tail: InboundTail, books: LoopBooks, plan: LoopPlan) -> None:
     delivered = sum(1 for c in stack.control.calls()["calls"] if c.get("message_id"))
-    echoes = sum(1 for e in tail.entries if e.type == "echo")
+    echoes = sum(1 for e in tail.entries if e.type == "echo") - plan.app_messages
     _print(
         f"Echoes     {echoes:,} of the {delivered:,} messages Graph delivered came back as echo "
-        "webhooks through the gateway (sender actions and reactions are not echoed)"
+        "webhooks through the gateway (sender actions and reactions are not echoed), besides "
+        f"{plan.app_messages} written by a person in the Instagram app"
     )
     if echoes != delivered:
         books.problems.append(f"{delivered} messages delivered, {echoes} echoes recorded")

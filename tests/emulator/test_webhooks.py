@@ -375,3 +375,20 @@ async def test_a_url_removed_while_webhooks_wait_gives_them_up() -> None:
             "given_up",
             ["InvalidURL", "InvalidURL"],
         )
+
+
+async def test_a_person_writing_in_the_app_sends_only_an_echo(world: World) -> None:
+    event = await world.control(
+        "business/message", {"ig_id": IG_A, "igsid": USER_1, "text": "Sam here, by hand"}
+    )
+    await world.settle()
+    [body] = (assert_well_formed(h["body"].encode()) for h in world.webhooks())
+    [item] = body[0]["messaging"]
+    # From the business to the user, like an echo of an API send, but no call made it.
+    assert (item["sender"]["id"], item["recipient"]["id"]) == (IG_A, USER_1)
+    assert item["message"] == {"mid": event["mid"], "text": "Sam here, by hand", "is_echo": True}
+    assert world.state.stats()["accepted"] == 0
+    unknown = await world.client.post(
+        "/_emulator/business/message", json={"ig_id": "99", "igsid": USER_1}
+    )
+    assert unknown.status_code == 400 and "unknown account 99" in unknown.text
