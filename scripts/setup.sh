@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite and the demo run: redis-server, and libfaketime (the one-clock
-# test runs a worker whose clock is shifted).
+# Debian packages the suite and the demo run: redis-server, libfaketime (the one-clock
+# test runs a worker whose clock is shifted), and prometheus (the suite scrapes a running
+# fleet with a real Prometheus, and checks the alert rules and metrics with its promtool).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} from Debian's packages" >&2
