@@ -8,6 +8,7 @@ pipelined round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -157,6 +158,14 @@ def _prepare_all(
     return out
 
 
+# The fleet's counter of intents refused before the script ran (the script counts the rest).
+REFUSED_INVALID = "refused:invalid"
+
+
+def _invalid(parsed: list[_Call | IntentError]) -> int:
+    return sum(isinstance(p, IntentError) for p in parsed)
+
+
 def _raise_if_refused(result: EnqueueResult) -> EnqueueResult:
     if result.error is not None:
         raise result.error
@@ -256,7 +265,12 @@ class OutboundClient:
 
     async def enqueue(self, intent: IntentInput) -> EnqueueResult:
         """Enqueue one intent; raise an `OutboundError` if it is refused."""
-        call = _prepare(parse_intent(intent), self.keys, self.settings)
+        try:
+            call = _prepare(parse_intent(intent), self.keys, self.settings)
+        except IntentError:
+            with contextlib.suppress(RedisError):  # the count is best effort; the refusal is not
+                await resolve(self._redis.hincrby(self.keys.counters, REFUSED_INVALID, 1))
+            raise
         await self._ensure_safe()
         reply = await self._script(keys=call.keys, args=call.args)
         return _raise_if_refused(_interpret(call.key, reply))
@@ -269,11 +283,14 @@ class OutboundClient:
         replies: list[EnqueueResult] = []
         if calls:
             await self._ensure_safe()
+        if calls or _invalid(parsed):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for call in calls:
                     await self._script(keys=call.keys, args=call.args, client=pipe)
+                if _invalid(parsed):
+                    pipe.hincrby(self.keys.counters, REFUSED_INVALID, _invalid(parsed))
                 raw = await pipe.execute()
-            replies = [_interpret(c.key, r) for c, r in zip(calls, raw, strict=True)]
+            replies = [_interpret(c.key, r) for c, r in zip(calls, raw, strict=False)]
         return _merge(parsed, replies)
 
     async def outcome(self, key: str) -> Outcome | None:
@@ -356,7 +373,12 @@ class SyncOutboundClient:
         self.close()
 
     def enqueue(self, intent: IntentInput) -> EnqueueResult:
-        call = _prepare(parse_intent(intent), self.keys, self.settings)
+        try:
+            call = _prepare(parse_intent(intent), self.keys, self.settings)
+        except IntentError:
+            with contextlib.suppress(RedisError):  # the count is best effort; the refusal is not
+                self._redis.hincrby(self.keys.counters, REFUSED_INVALID, 1)
+            raise
         self._ensure_safe()
         reply = self._script(keys=call.keys, args=call.args)
         return _raise_if_refused(_interpret(call.key, reply))
@@ -367,11 +389,14 @@ class SyncOutboundClient:
         replies: list[EnqueueResult] = []
         if calls:
             self._ensure_safe()
+        if calls or _invalid(parsed):
             with self._redis.pipeline(transaction=False) as pipe:
                 for call in calls:
                     self._script(keys=call.keys, args=call.args, client=pipe)
+                if _invalid(parsed):
+                    pipe.hincrby(self.keys.counters, REFUSED_INVALID, _invalid(parsed))
                 raw = pipe.execute()
-            replies = [_interpret(c.key, r) for c, r in zip(calls, raw, strict=True)]
+            replies = [_interpret(c.key, r) for c, r in zip(calls, raw, strict=False)]
         return _merge(parsed, replies)
 
     def outcome(self, key: str) -> Outcome | None:

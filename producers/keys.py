@@ -37,6 +37,8 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "conversations": "{prefix}:convs",
         "sweep_lease": "{prefix}:sweep:lease",
         "sweep_cursor": "{prefix}:sweep:cursor",
+        "workers": "{prefix}:workers",
+        "fleet_lease": "{prefix}:fleet:lease",
         "conversation": "{prefix}:conv:{account}:{recipient}",
         "echoes": "{prefix}:echo:{account}:{recipient}",
         "rate_window": "{prefix}:win:{account}:{rate_class}",
@@ -148,6 +150,16 @@ class Keys:
     def sweep_lease(self) -> str:
         """String with a TTL: the worker holding it runs the sweeper."""
         return self._key("sweep_lease")
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker id -> its last heartbeat (Redis ms); stale entries are trimmed."""
+        return self._key("workers")
+
+    @property
+    def fleet_lease(self) -> str:
+        """String: the worker that computes and serves the fleet's metrics now (a lease)."""
+        return self._key("fleet_lease")
 
     @property
     def sweep_cursor(self) -> str:

@@ -187,6 +187,8 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
             _script("account_note", "account_guard"),
             _script("account_rekey", "account_guard"),
             _script("lease_release"),
+            _script("fleet"),
+            _script("heartbeat"),
         )
     }
 )
@@ -203,6 +205,8 @@ DEAD_LETTER_UNKEYED = SCRIPTS["dead_letter_unkeyed"]
 RATE_ACQUIRE = SCRIPTS["rate_acquire"]
 ACCOUNT_PAUSE = SCRIPTS["account_pause"]
 SWEEP = SCRIPTS["sweep"]
+FLEET = SCRIPTS["fleet"]
+HEARTBEAT = SCRIPTS["heartbeat"]
 ECHO_CLAIM = SCRIPTS["echo_claim"]
 INBOUND_EVENT = SCRIPTS["inbound_event"]
 ACCOUNT_PUT = SCRIPTS["account_put"]

@@ -14,6 +14,11 @@
   registry re-read when they change (worker/tokens.py); SIGHUP does it at once.
 * **Token refresh** (every worker looks, one refreshes each account: a lease; every
   `accounts.refresh_check_s`): worker/refresher.py.
+* **Heartbeat** (every worker, every `worker.heartbeat_interval_s`): the heartbeat file
+  (`ig-outbound health live` reads it; no Redis involved, so a Redis blip never fails
+  liveness) and the worker's entry in `<prefix>:workers` (live workers, `top`).
+* **Fleet metrics** (one worker at a time, by a lease, every
+  `worker.fleet_metrics_interval_s`): worker/fleet_metrics.py.
 
 None ever raises: an error is logged and the loop goes on (Redis may be away for a while).
 """
@@ -33,6 +38,10 @@ from ig_outbound.producers.outcome import OutcomeStatus
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import SWEEP
 from ig_outbound.worker import metrics
+from ig_outbound.worker.fleet import Fleet
+from ig_outbound.worker.fleet_metrics import FleetMetrics
+from ig_outbound.worker.heartbeat_file import touch
+from ig_outbound.worker.lease import hold_lease
 from ig_outbound.worker.outcomes import make_outcome, observe
 from ig_outbound.worker.refresher import Refresher
 from ig_outbound.worker.services import Services
@@ -68,15 +77,7 @@ class Sweeper:
 
     async def acquire_lease(self, seconds: float) -> bool:
         """True if this worker runs the sweep now (the lease is the fleet's one lock)."""
-        keys, ms = self.s.keys, max(int(seconds * 1000), 1)
-        got = await resolve(self.s.redis.set(keys.sweep_lease, self.owner, px=ms, nx=True))
-        if got:
-            return True
-        holder = await resolve(self.s.redis.get(keys.sweep_lease))
-        if holder is not None and holder.decode() == self.owner:
-            await resolve(self.s.redis.pexpire(keys.sweep_lease, ms))
-            return True
-        return False
+        return await hold_lease(self.s.redis, self.s.keys.sweep_lease, self.owner, seconds)
 
     async def sweep(self) -> SweepReport:
         """One pass over (up to SWEEP_MAX_PER_RUN of) the registry."""
@@ -184,6 +185,16 @@ class Housekeeping:
         self.refresher = refresher
         self._republish = republish
         self._tasks: list[asyncio.Task[None]] = []
+        self.worker_id = self.sweeper.owner
+        self._fleet = Fleet(services.redis, services.keys)
+        self.fleet_metrics = FleetMetrics(
+            services.redis,
+            services.keys,
+            self._fleet,
+            refresher.account_states,
+            self.worker_id,
+            services.settings.worker,
+        )
 
     def start(self) -> None:
         tuning, accounts = self.s.settings.worker, self.s.settings.accounts
@@ -194,7 +205,21 @@ class Housekeeping:
             asyncio.create_task(
                 _every(accounts.refresh_check_s, self._refresh_tokens, "token_refresh")
             ),
+            asyncio.create_task(_every(tuning.heartbeat_interval_s, self._heartbeat, "heartbeat")),
+            asyncio.create_task(
+                _every(tuning.fleet_metrics_interval_s, self._fleet_metrics, "fleet_metrics")
+            ),
         ]
+
+    async def _heartbeat(self) -> None:
+        # The file first: it must go on even while Redis is away.
+        path = self.s.settings.worker.heartbeat_file
+        if path is not None:
+            await asyncio.to_thread(touch, path)
+        await self._fleet.heartbeat(self.worker_id)
+
+    async def _fleet_metrics(self) -> None:
+        await self.fleet_metrics.step()
 
     async def _refresh_tokens(self) -> None:
         await self.refresher.run_once()
@@ -223,3 +248,8 @@ class Housekeeping:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        try:  # hand the fleet's metrics on at once; say this worker is gone
+            await self.fleet_metrics.stop()
+            await self._fleet.leave(self.worker_id)
+        except Exception as exc:  # Redis away: the lease and the heartbeat lapse by themselves
+            log.warning("housekeeping_failed", task="stop", error_type=type(exc).__name__)

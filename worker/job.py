@@ -386,11 +386,7 @@ class _SendRun:
 
         A short wait is slept here; a longer one (a backlog, a pause) defers the job to its
         reserved slot, which frees this worker and spends no attempt."""
-        cls = (
-            RateClass.LIGHT  # the disclosure is a text message
-            if self.phase == DISCLOSURE
-            else rate_class(self.intent.kind, self.intent.recipient.comment_id is not None)
-        )
+        cls = self._rate_class()
         for tries in range(1, MAX_SLOT_SLEEPS + 2):
             member = f"{self.owner}:{time.monotonic_ns()}"
             # After a few short waits it gives up its place and reserves a new slot.
@@ -405,6 +401,11 @@ class _SendRun:
             metrics.RATE_WAITS.labels(rate_class=cls.value).inc()
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _rate_class(self) -> RateClass:
+        if self.phase == DISCLOSURE:
+            return RateClass.LIGHT  # the disclosure is a text message
+        return rate_class(self.intent.kind, self.intent.recipient.comment_id is not None)
 
     def _park_until_ms(self, deadline: datetime) -> int:
         park_until = min(self.s.clock.now() + timedelta(seconds=PARK_S), deadline)
@@ -430,6 +431,18 @@ class _SendRun:
             await self._preflight_ended(begin)
         if self.phase == MESSAGE:
             self.attempts = begin.attempt
+            if begin.attempt == 1:
+                self._observe_queue_wait()
+
+    def _observe_queue_wait(self) -> None:
+        """Enqueue (or not_before, when later) to the first send attempt of its message."""
+        if self.enqueued_ms is None:
+            return
+        since_ms = float(self.enqueued_ms)
+        if self.intent.not_before is not None:
+            since_ms = max(since_ms, self.intent.not_before.timestamp() * 1000)
+        waited_s = (self.s.clock.now_ms() - since_ms) / 1000
+        metrics.QUEUE_WAIT_SECONDS.observe(max(waited_s, 0.0))
 
     async def _preflight_ended(self, begin: Begin) -> NoReturn:
         """The journal said this run must not send (see `producers/lua/preflight.lua`)."""
@@ -474,6 +487,10 @@ class _SendRun:
             error_class=result.classification.error_class.value, code=str(code)
         ).inc()
         metrics.GRAPH_REQUEST_SECONDS.observe(result.elapsed_s)
+        if result.ok and self.intent.account_id in self.s.settings.metrics_accounts:
+            metrics.ACCOUNT_SENDS.labels(
+                account=self.intent.account_id, rate_class=self._rate_class().value
+            ).inc()
 
     async def _handle(self, result: GraphResult, deadline: datetime) -> NoReturn:
         """Act on the answer by its class; every branch ends the run (outcome or re-run)."""

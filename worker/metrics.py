@@ -1,8 +1,19 @@
-"""Prometheus metrics (names prefixed `ig_outbound_`, units in names, bounded labels)."""
+"""Prometheus metrics (names prefixed `ig_outbound_`, units in names, bounded labels).
+
+These are per process: each worker counts what it did, and Prometheus sums them over the
+fleet. The fleet's state (queue depth, DLQ size, accounts by state, live workers, intents
+enqueued) is not here: one worker at a time computes it for everyone (worker/fleet_metrics.py).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+# Queue wait and end to end: from 10 ms (a reply sent at once) to 24 h (the window's end).
+LATENCY_BUCKETS_S = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+    7200, 21600, 43200, 86400,
+)  # fmt: skip
 
 OUTCOMES = Counter(
     "ig_outbound_outcomes_total",
@@ -20,9 +31,27 @@ GRAPH_REQUEST_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 END_TO_END_SECONDS = Histogram(
-    "ig_outbound_end_to_end_latency_seconds",
-    "Enqueue to terminal outcome.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+    "ig_outbound_end_to_end_seconds",
+    "Enqueue to terminal outcome (sent, failed, rejected, expired, unknown).",
+    buckets=LATENCY_BUCKETS_S,
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "ig_outbound_queue_wait_seconds",
+    "Enqueue (or not_before, when later) to the first send attempt: time spent waiting in "
+    "the queue, its conversation and its account's rate budget.",
+    buckets=LATENCY_BUCKETS_S,
+)
+ACCOUNT_SENDS = Counter(
+    "ig_outbound_account_sends_total",
+    "Requests Graph accepted, per account of the allow-list (`IG_OUTBOUND_METRICS_ACCOUNTS`) "
+    "and rate class (light, media, private_reply): compare with ig_outbound_rate_limit.",
+    ["account", "rate_class"],
+)
+RATE_LIMIT = Gauge(
+    "ig_outbound_rate_limit",
+    "Meta's limit per account and rate class, in calls per `window` (light and media per "
+    "second, private replies per hour), as configured.",
+    ["rate_class", "window"],
 )
 RETRIES = Counter(
     "ig_outbound_retries_total", "Deferred re-runs of an intent, by reason.", ["reason"]
@@ -68,16 +97,6 @@ MEDIA_REFUSALS = Counter(
     "ig_outbound_media_refusals_total",
     "Intents refused unsent because a media URL broke the seed's rules, by reason.",
     ["reason"],
-)
-ACCOUNTS = Gauge(
-    "ig_outbound_accounts",
-    "Registry accounts by state: active, paused (fleet-wide pause now), needs_reauth (Graph "
-    "refused the token: an operator must add a new one), removed, corrupt (entry unreadable).",
-    ["state"],
-)
-TOKENS_EXPIRING_SOON = Gauge(
-    "ig_outbound_tokens_expiring_soon",
-    "Accounts whose token expires within accounts.expiring_soon_s (default 7 days).",
 )
 TOKEN_REFRESHES = Counter(
     "ig_outbound_token_refreshes_total",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import dataclass
 
 import structlog
 from pydantic import SecretStr
@@ -27,6 +28,12 @@ from ig_outbound.worker import metrics
 from ig_outbound.worker.tokens import Credential, TokenBook
 
 log = structlog.get_logger("ig_outbound.refresher")
+
+
+@dataclass(frozen=True)
+class AccountStates:
+    counts: dict[str, int]  # state -> accounts (active, paused, needs_reauth, removed, corrupt)
+    expiring_soon: int
 
 
 class Refresher:
@@ -59,8 +66,8 @@ class Refresher:
         )
 
     async def run_once(self) -> dict[str, str]:
-        """Refresh what is due (the accounts this worker won the lease for); update the
-        account gauges. Returns the result per account tried."""
+        """Refresh what is due (the accounts this worker won the lease for). Returns the
+        result per account tried."""
         now = await self._registry.now_ms()
         results: dict[str, str] = {}
         for account, entry in self._book.entries().items():
@@ -81,7 +88,6 @@ class Refresher:
             result = await self.refresh(account, cred)
             if result is not None:
                 results[account] = result
-        await self.update_gauges(now)
         return results
 
     async def refresh(self, account_id: str, cred: Credential) -> str | None:
@@ -167,7 +173,9 @@ class Refresher:
         )
         return result
 
-    async def update_gauges(self, now_ms: int) -> None:
+    async def account_states(self, now_ms: int) -> AccountStates:
+        """Accounts by state and tokens expiring soon, as this worker's book sees the
+        registry (worker/fleet_metrics.py serves them for the fleet)."""
         entries = self._book.entries()
         live = [a for a, e in entries.items() if e.state != "removed"]
         pauses = await self._registry.pauses(live)
@@ -186,7 +194,5 @@ class Refresher:
                 counts["active"] += 1
             if entry.expires_ms is not None and entry.expires_ms <= horizon:
                 soon += 1
-        for state, n in counts.items():
-            metrics.ACCOUNTS.labels(state=state).set(n)
-        metrics.ACCOUNTS.labels(state="corrupt").set(len(self._book.corrupt()))
-        metrics.TOKENS_EXPIRING_SOON.set(soon)
+        counts["corrupt"] = len(self._book.corrupt())
+        return AccountStates(counts, soon)

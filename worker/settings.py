@@ -150,6 +150,16 @@ class WorkerTuning(BaseModel):
     republish_interval_s: float = Field(default=10.0, gt=0)
     # One worker of the fleet sweeps stuck conversations this often (worker/housekeeping.py).
     sweep_interval_s: float = Field(default=15.0, gt=0)
+    # Every worker says it is alive this often: the file `ig-outbound health live` checks
+    # (None: no file) and its entry in `<prefix>:workers`; dead after 3 missed beats.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
+    heartbeat_file: Path | None = Path("/tmp/ig-outbound-worker.alive")
+    # One worker of the fleet computes the fleet's gauges this often (worker/fleet_metrics.py).
+    fleet_metrics_interval_s: float = Field(default=10.0, gt=0, le=300)
+
+    @property
+    def heartbeat_stale_s(self) -> float:
+        return self.heartbeat_interval_s * 3
 
 
 class Settings(AccountToolSettings):
@@ -185,6 +195,9 @@ class Settings(AccountToolSettings):
     # The address it listens on: 0.0.0.0 is every IPv4 interface, :: every interface (IPv6,
     # and IPv4 where the OS maps it), 127.0.0.1 this host only. An IP address, not a name.
     metrics_addr: IPvAnyAddress = IPv4Address("0.0.0.0")
+    # Accounts whose sends are counted per account (`ig_outbound_account_sends_total`):
+    # labels stay bounded, so only these. Each must be an account this worker serves.
+    metrics_accounts: list[str] = Field(default_factory=list, max_length=200)
 
 
 @lru_cache(maxsize=1)

@@ -117,6 +117,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     services.clock.install_in_arq()
     await tokens.start()
     await _publish(services)
+    _publish_limits(settings)
     refresher = Refresher(
         tokens, GraphAdmin(settings.graph), account_pause_s=settings.retry.account_pause_s
     )
@@ -136,6 +137,16 @@ async def startup(ctx: dict[str, Any]) -> None:
                 error=str(exc),
             )
     log.info("worker_started", accounts=len(tokens.accounts()), queue=services.keys.queue)
+
+
+def _publish_limits(settings: Settings) -> None:
+    """Meta's limits as configured, for dashboards to draw the sends against."""
+    rate = settings.rate
+    metrics.RATE_LIMIT.labels(rate_class="light", window="1s").set(rate.light_per_s)
+    metrics.RATE_LIMIT.labels(rate_class="media", window="1s").set(rate.media_per_s)
+    metrics.RATE_LIMIT.labels(rate_class="private_reply", window="1h").set(
+        rate.private_replies_per_h
+    )
 
 
 def _reload_on_sighup(housekeeping: Housekeeping) -> None:

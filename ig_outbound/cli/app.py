@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ig_outbound.cli.accounts import accounts_app
+from ig_outbound.cli.health import health_app
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
     from ig_outbound.producers.settings import ClientSettings
+    from ig_outbound.worker.settings import Settings as WorkerConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -168,9 +170,12 @@ def worker() -> None:
     except RedisTargetError as exc:
         raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
 
+    _check_metrics_port(settings)
     from ig_outbound.worker import WorkerSettings
     from ig_outbound.worker.supervisor import RedisUnusableError, probe_redis, run_supervised
     from ig_outbound.worker.worker_settings import create_arq_pool
+
+    _check_metrics_accounts(settings)
 
     try:
         run_supervised(
@@ -190,6 +195,62 @@ def worker() -> None:
         ) from None
     except OutboundError as exc:  # e.g. a Redis that may lose data, refused at start
         raise _fail({**exc.as_dict(), "redis": target}) from None
+
+
+def _check_metrics_port(settings: WorkerConfig) -> None:
+    """A metrics port another process holds fails the start (one line), not the scrape."""
+    import socket
+
+    if settings.metrics_port is None:
+        return
+    addr = str(settings.metrics_addr)
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((addr, settings.metrics_port))
+        except OSError as exc:
+            raise _fail(
+                {
+                    "error": "metrics_port_unavailable",
+                    "setting": "metrics_port",
+                    "message": f"cannot listen on {addr}:{settings.metrics_port}: {exc.strerror}",
+                }
+            ) from None
+
+
+def _check_metrics_accounts(settings: WorkerConfig) -> None:
+    """Per-account metrics only for accounts the fleet serves (a typo would count nothing)."""
+    from redis.exceptions import RedisError
+
+    from ig_outbound.producers.connection import connect_sync
+    from ig_outbound.producers.keys import Keys
+    from ig_outbound.worker.tokens import LocalTokens
+
+    if not settings.metrics_accounts:
+        return
+    known = set(LocalTokens(settings.tokens, settings.tokens_file).tokens())
+    try:
+        r = connect_sync(settings)
+        try:
+            members: set[bytes] = r.smembers(Keys(settings.key_prefix).accounts)  # type: ignore[assignment]
+            known |= {m.decode() for m in members}
+        finally:
+            r.close()
+    except RedisError:
+        return  # Redis away: the supervisor says so; the accounts are checked next start
+    unknown = sorted(set(settings.metrics_accounts) - known)
+    if unknown:
+        raise _fail(
+            {
+                "error": "invalid_settings",
+                "problems": [
+                    {
+                        "setting": "metrics_accounts",
+                        "msg": f"unknown accounts (no token, not in the registry): {unknown}",
+                    }
+                ],
+            }
+        )
 
 
 @app.command()
@@ -333,6 +394,7 @@ dlq_app = typer.Typer(
 )
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(health_app, name="health")
 
 _DLQ_STATUSES = ("failed", "rejected", "expired", "unknown")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

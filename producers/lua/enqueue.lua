@@ -22,8 +22,23 @@
 --   account_removed |
 -- window_closed (detail: `window_closed`, `window_unknown`, `private_reply_already_sent`) |
 -- invalid (detail: what is wrong, extra: where: `intent`, `not_before`, `not_after`, ...).
+-- Every answer is counted in <prefix>:counters (`enqueued`, `refused:<reason>`; the fleet's
+-- metrics export them, worker/fleet_metrics.py) once the prefix and keys are known good.
+local counted_prefix = nil
+local function answer(reply)
+  if counted_prefix then
+    local field = 'enqueued'
+    if reply[1] == 'window_closed' then
+      field = 'refused:' .. reply[2]
+    elseif reply[1] ~= 'queued' then
+      field = 'refused:' .. reply[1]
+    end
+    redis.call('HINCRBY', key_counters(counted_prefix), field, 1)
+  end
+  return reply
+end
 local function refuse(message, loc)
-  return {'invalid', message, loc or 'intent'}
+  return answer({'invalid', message, loc or 'intent'})
 end
 local function whole_ms(text, name, lowest, highest)
   local n = tonumber(text)
@@ -53,6 +68,7 @@ if KEYS[1] ~= key_record(prefix, key) or KEYS[2] ~= key_arq_job(prefix, key)
   return refuse('KEYS must be the record, job, queue and accounts keys of this key and prefix',
     'keys')
 end
+counted_prefix = prefix
 local err, not_before, not_after, default_deadline, retention, hint
 not_before, err = whole_ms(ARGV[5], 'not_before', 0, MAX_EPOCH_MS)
 if err then return err end
@@ -96,15 +112,15 @@ local digest = redis.sha1hex(ARGV[1])
 local existing = redis.call('HGET', KEYS[1], 'digest')
 if existing then
   if existing == digest then
-    return {'duplicate', redis.call('HGET', KEYS[1], 'state') or 'queued'}
+    return answer({'duplicate', redis.call('HGET', KEYS[1], 'state') or 'queued'})
   end
-  return {'conflict', existing}
+  return answer({'conflict', existing})
 end
 if redis.call('SISMEMBER', KEYS[4], account) == 0 then
   if redis.call('HGET', key_account(prefix, account), 'state') == 'removed' then
-    return {'account_removed', account}
+    return answer({'account_removed', account})
   end
-  return {'unknown_account', account}
+  return answer({'unknown_account', account})
 end
 local run_at = math.max(not_before, now)
 
@@ -121,7 +137,7 @@ if type(r) == 'table' then
 end
 local human = intent['tag'] == HUMAN_AGENT_TAG
 local closed = window_refusal(prefix, account, user, comment, human, hint, now)
-if closed then return {'window_closed', closed} end
+if closed then return answer({'window_closed', closed}) end
 local conv = ''
 local is_head = true
 if rkey then
@@ -161,9 +177,9 @@ local job = '{"t":null,"f":' .. cjson.encode(SEND_JOB_NAME) .. ',"a":[' .. ARGV[
 redis.call('SET', KEYS[2], job, 'PX', math.max(deadline - now, 0) + JOB_TTL_MARGIN_MS)
 if is_head then
   redis.call('ZADD', KEYS[3], score, job_id)
-  return {'queued', job_id}
+  return answer({'queued', job_id})
 end
 -- Parked at its deadline, so it still ends `expired` on time if the earlier intents take
 -- longer; the worker queues it sooner when they end.
 redis.call('ZADD', KEYS[3], math.max(deadline, now) + 1, job_id)
-return {'queued', job_id, 'after_earlier_intents'}
+return answer({'queued', job_id, 'after_earlier_intents'})

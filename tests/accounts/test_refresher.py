@@ -102,8 +102,8 @@ async def test_a_token_graph_calls_invalid_marks_the_account_needs_reauth(fleet:
     entry = await fleet.registry.get(ig_id)
     assert (entry.state, entry.reason) == ("needs_reauth", "refresh_graph_190_458")
     assert await fleet.redis.get(f"{fleet.prefix}:pause:{ig_id}") == b"needs_reauth"
-    await refresher.update_gauges(await fleet.registry.now_ms())
-    assert metrics.ACCOUNTS.labels(state="needs_reauth")._value.get() == 1
+    states = await refresher.account_states(await fleet.registry.now_ms())
+    assert states.counts["needs_reauth"] == 1
 
 
 async def test_sixty_days_in_seconds(fleet: Fleet) -> None:

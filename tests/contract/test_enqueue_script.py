@@ -70,8 +70,27 @@ async def r(aredis: aioredis.Redis) -> aioredis.Redis:
 
 
 async def _written(r: aioredis.Redis) -> list[bytes]:
-    """Every key but the accounts set (which the fixture wrote)."""
-    return sorted(k for k in await resolve(r.keys("*")) if k != KEYS.accounts.encode())
+    """Every key but the accounts set (which the fixture wrote) and the fleet's counters
+    (every answer is counted, a refusal too)."""
+    ignored = {KEYS.accounts.encode(), KEYS.counters.encode()}
+    return sorted(k for k in await resolve(r.keys("*")) if k not in ignored)
+
+
+async def test_every_answer_is_counted_for_the_fleet_metrics(r: aioredis.Redis) -> None:
+    await _call(r, _keys("c1"), _argv(_intent_json("c1"), "c1"))
+    await _call(r, _keys("c1"), _argv(_intent_json("c1"), "c1"))  # the same again
+    await _call(r, _keys("c2"), _argv("{not json", "c2"))
+    await _call(r, _keys("c3"), _argv(_intent_json("c3", account_id="777"), "c3", account="777"))
+    counters = await resolve(r.hgetall(KEYS.counters))
+    assert counters == {
+        b"enqueued": b"1",
+        b"refused:duplicate": b"1",
+        b"refused:invalid": b"1",
+        b"refused:unknown_account": b"1",
+    }
+    # A call whose prefix or keys are wrong counts nowhere: it names no fleet.
+    await _call(r, [*_keys("c4")[:3], "raw:elsewhere"], _argv(_intent_json("c4"), "c4"))
+    assert await resolve(r.hgetall(KEYS.counters)) == counters
 
 
 async def test_a_good_call_is_queued(r: aioredis.Redis) -> None:

@@ -53,7 +53,7 @@ def test_worker_exposes_outcome_and_graph_metrics(stack: Stack, new_key: Any) ->
             in text
         )
         assert 'ig_outbound_graph_requests_total{code="100",error_class="permanent"} 1.0' in text
-        assert "ig_outbound_end_to_end_latency_seconds_count 2.0" in text
+        assert "ig_outbound_end_to_end_seconds_count 2.0" in text
         # No per-recipient labels, no tokens.
         assert USERS[14] not in text
         assert not any(token in text for token in stack.tokens.values())

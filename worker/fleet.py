@@ -1,0 +1,105 @@
+"""The fleet's state, read from Redis in one script call (`producers/lua/fleet.lua`): what
+the fleet's metrics serve (worker/fleet_metrics.py) and `ig-outbound top` shows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.scripts import FLEET, HEARTBEAT
+
+ENQUEUED = "enqueued"
+REFUSED_PREFIX = "refused:"
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    now_ms: int  # Redis's clock
+    ready: int  # intents due now
+    scheduled: int  # intents due later
+    oldest_ready_ms: int | None  # when the oldest ready intent became due
+    dead_letters: int
+    workers: int  # live workers (fresh heartbeat)
+    paused: dict[str, int] = field(default_factory=dict)  # cause -> accounts
+    slowed: int = 0
+    counters: dict[str, int] = field(default_factory=dict)  # <prefix>:counters
+
+    @property
+    def oldest_ready_age_s(self) -> float:
+        if self.oldest_ready_ms is None:
+            return 0.0
+        return max(self.now_ms - self.oldest_ready_ms, 0) / 1000
+
+    @property
+    def enqueued(self) -> int:
+        return self.counters.get(ENQUEUED, 0)
+
+    @property
+    def refused(self) -> dict[str, int]:
+        """Intents refused at enqueue, by reason."""
+        return {
+            name.removeprefix(REFUSED_PREFIX): n
+            for name, n in self.counters.items()
+            if name.startswith(REFUSED_PREFIX)
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "now_ms": self.now_ms,
+            "ready": self.ready,
+            "scheduled": self.scheduled,
+            "oldest_ready_age_s": round(self.oldest_ready_age_s, 3),
+            "dead_letters": self.dead_letters,
+            "workers": self.workers,
+            "paused": dict(self.paused),
+            "slowed": self.slowed,
+            "enqueued": self.enqueued,
+            "refused": self.refused,
+        }
+
+
+def _mapping(value: object) -> dict[str, int]:
+    # cjson encodes an empty table as [], a filled one as an object.
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int | float)}
+
+
+class Fleet:
+    """Reads the fleet's state and records this worker's heartbeat (scripts loaded once)."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._read = redis.register_script(FLEET.source)
+        self._beat = redis.register_script(HEARTBEAT.source)
+
+    async def read(self, heartbeat_stale_s: float) -> FleetSnapshot:
+        """The fleet's state now; workers whose heartbeat is older than `heartbeat_stale_s`
+        are dead (and forgotten)."""
+        raw = await self._read(args=[self._keys.prefix, int(heartbeat_stale_s * 1000)])
+        data = json.loads(raw)
+        oldest = data.get("oldest_ready_ms")
+        return FleetSnapshot(
+            now_ms=int(data["now_ms"]),
+            ready=int(data["ready"]),
+            scheduled=int(data["scheduled"]),
+            oldest_ready_ms=int(oldest) if isinstance(oldest, int | float) else None,
+            dead_letters=int(data["dead_letters"]),
+            workers=int(data["workers"]),
+            paused=_mapping(data.get("paused")),
+            slowed=int(data.get("slowed", 0)),
+            counters=_mapping(data.get("counters")),
+        )
+
+    async def heartbeat(self, worker_id: str) -> None:
+        """This worker is alive (on Redis's clock)."""
+        await self._beat(keys=[self._keys.workers], args=[worker_id])
+
+    async def leave(self, worker_id: str) -> None:
+        """This worker stops (a clean exit is not a dead worker for a while)."""
+        await self._redis.zrem(self._keys.workers, worker_id)
