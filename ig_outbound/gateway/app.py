@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -207,5 +207,11 @@ def create_app(settings: GatewaySettings, redis: Redis) -> FastAPI:
     app.add_api_route("/healthz", lambda: {"alive": True}, methods=["GET"])
     app.add_api_route("/readyz", gateway.ready, methods=["GET"])
     accounts.mount(app)
-    app.mount("/metrics", make_asgi_app())
+    # A route, not a mounted app: `/metrics` answers itself instead of redirecting to
+    # `/metrics/` (a scraper or a probe that does not follow redirects gets the page).
+    app.add_api_route("/metrics", _metrics_page, methods=["GET"], include_in_schema=False)
     return app
+
+
+def _metrics_page() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

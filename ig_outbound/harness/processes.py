@@ -447,7 +447,7 @@ class GatewayProcess:
 
     def metrics(self) -> dict[str, float]:
         """Its Prometheus samples, `name{label="value",...}` (labels sorted) -> value."""
-        response = httpx.get(self.url + "/metrics/", timeout=5.0)
+        response = httpx.get(self.url + "/metrics", timeout=5.0)
         response.raise_for_status()
         return parse_metrics(response.text)
 
