@@ -12,6 +12,7 @@ import typer
 
 from ig_outbound.cli.accounts import accounts_app
 from ig_outbound.cli.health import health_app
+from ig_outbound.cli.top import top
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -395,6 +396,7 @@ dlq_app = typer.Typer(
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(health_app, name="health")
+app.command()(top)
 
 _DLQ_STATUSES = ("failed", "rejected", "expired", "unknown")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
