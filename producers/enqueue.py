@@ -283,7 +283,7 @@ class OutboundClient:
         replies: list[EnqueueResult] = []
         if calls:
             await self._ensure_safe()
-        if calls or _invalid(parsed):
+        if calls:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for call in calls:
                     await self._script(keys=call.keys, args=call.args, client=pipe)
@@ -291,6 +291,11 @@ class OutboundClient:
                     pipe.hincrby(self.keys.counters, REFUSED_INVALID, _invalid(parsed))
                 raw = await pipe.execute()
             replies = [_interpret(c.key, r) for c, r in zip(calls, raw, strict=False)]
+        elif _invalid(parsed):
+            with contextlib.suppress(RedisError):  # the count is best effort; the refusal is not
+                await resolve(
+                    self._redis.hincrby(self.keys.counters, REFUSED_INVALID, _invalid(parsed))
+                )
         return _merge(parsed, replies)
 
     async def outcome(self, key: str) -> Outcome | None:
@@ -389,7 +394,7 @@ class SyncOutboundClient:
         replies: list[EnqueueResult] = []
         if calls:
             self._ensure_safe()
-        if calls or _invalid(parsed):
+        if calls:
             with self._redis.pipeline(transaction=False) as pipe:
                 for call in calls:
                     self._script(keys=call.keys, args=call.args, client=pipe)
@@ -397,6 +402,9 @@ class SyncOutboundClient:
                     pipe.hincrby(self.keys.counters, REFUSED_INVALID, _invalid(parsed))
                 raw = pipe.execute()
             replies = [_interpret(c.key, r) for c, r in zip(calls, raw, strict=False)]
+        elif _invalid(parsed):
+            with contextlib.suppress(RedisError):  # the count is best effort; the refusal is not
+                self._redis.hincrby(self.keys.counters, REFUSED_INVALID, _invalid(parsed))
         return _merge(parsed, replies)
 
     def outcome(self, key: str) -> Outcome | None:

@@ -38,6 +38,7 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "sweep_lease": "{prefix}:sweep:lease",
         "sweep_cursor": "{prefix}:sweep:cursor",
         "workers": "{prefix}:workers",
+        "running": "{prefix}:running:{worker}",
         "fleet_lease": "{prefix}:fleet:lease",
         "conversation": "{prefix}:conv:{account}:{recipient}",
         "echoes": "{prefix}:echo:{account}:{recipient}",
@@ -155,6 +156,11 @@ class Keys:
     def workers(self) -> str:
         """Sorted set: worker id -> its last heartbeat (Redis ms); stale entries are trimmed."""
         return self._key("workers")
+
+    def running(self, worker_id: str) -> str:
+        """Hash: idempotency key -> journal owner (job id + try) of every job this worker
+        runs now; a live worker reclaims a dead one's (`producers/lua/reclaim.lua`)."""
+        return self._key("running", worker=worker_id)
 
     @property
     def fleet_lease(self) -> str:

@@ -189,6 +189,7 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
             _script("lease_release"),
             _script("fleet"),
             _script("heartbeat"),
+            _script("reclaim"),
         )
     }
 )
@@ -207,6 +208,7 @@ ACCOUNT_PAUSE = SCRIPTS["account_pause"]
 SWEEP = SCRIPTS["sweep"]
 FLEET = SCRIPTS["fleet"]
 HEARTBEAT = SCRIPTS["heartbeat"]
+RECLAIM = SCRIPTS["reclaim"]
 ECHO_CLAIM = SCRIPTS["echo_claim"]
 INBOUND_EVENT = SCRIPTS["inbound_event"]
 ACCOUNT_PUT = SCRIPTS["account_put"]

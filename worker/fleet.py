@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
-from ig_outbound.producers.scripts import FLEET, HEARTBEAT
+from ig_outbound.producers.scripts import FLEET, HEARTBEAT, RECLAIM
 
 ENQUEUED = "enqueued"
 REFUSED_PREFIX = "refused:"
@@ -77,10 +77,11 @@ class Fleet:
         self._keys = keys
         self._read = redis.register_script(FLEET.source)
         self._beat = redis.register_script(HEARTBEAT.source)
+        self._reclaim = redis.register_script(RECLAIM.source)
 
     async def read(self, heartbeat_stale_s: float) -> FleetSnapshot:
         """The fleet's state now; workers whose heartbeat is older than `heartbeat_stale_s`
-        are dead (and forgotten)."""
+        are not counted as live (`reclaim` forgets them)."""
         raw = await self._read(args=[self._keys.prefix, int(heartbeat_stale_s * 1000)])
         data = json.loads(raw)
         oldest = data.get("oldest_ready_ms")
@@ -99,6 +100,12 @@ class Fleet:
     async def heartbeat(self, worker_id: str) -> None:
         """This worker is alive (on Redis's clock)."""
         await self._beat(keys=[self._keys.workers], args=[worker_id])
+
+    async def reclaim(self, heartbeat_stale_s: float) -> tuple[int, int]:
+        """Take back the jobs of workers whose heartbeat is older than `heartbeat_stale_s`
+        (`producers/lua/reclaim.lua`): (workers, jobs) reclaimed."""
+        reply = await self._reclaim(args=[self._keys.prefix, int(heartbeat_stale_s * 1000)])
+        return int(reply[0]), int(reply[1])
 
     async def leave(self, worker_id: str) -> None:
         """This worker stops (a clean exit is not a dead worker for a while)."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +72,7 @@ class Sweeper:
     def __init__(self, services: Services) -> None:
         self.s = services
         self._sweep = services.redis.register_script(SWEEP.source)
-        self.owner = uuid.uuid4().hex
+        self.owner = services.worker_id
 
     async def acquire_lease(self, seconds: float) -> bool:
         """True if this worker runs the sweep now (the lease is the fleet's one lock)."""
@@ -185,7 +184,7 @@ class Housekeeping:
         self.refresher = refresher
         self._republish = republish
         self._tasks: list[asyncio.Task[None]] = []
-        self.worker_id = self.sweeper.owner
+        self.worker_id = services.worker_id
         self._fleet = Fleet(services.redis, services.keys)
         self.fleet_metrics = FleetMetrics(
             services.redis,
@@ -217,6 +216,12 @@ class Housekeeping:
         if path is not None:
             await asyncio.to_thread(touch, path)
         await self._fleet.heartbeat(self.worker_id)
+        # Every live worker looks for dead ones each beat (the script is idempotent), so a
+        # killed worker's sends run again within seconds, whoever is alive.
+        workers, jobs = await self._fleet.reclaim(self.s.settings.worker.heartbeat_stale_s)
+        if workers:
+            metrics.RECLAIMED_JOBS.inc(jobs)
+            log.warning("dead_workers_reclaimed", workers=workers, jobs=jobs)
 
     async def _fleet_metrics(self) -> None:
         await self.fleet_metrics.step()

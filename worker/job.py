@@ -96,10 +96,17 @@ async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
     job_try = int(ctx.get("job_try", 0) or 0)
     raw: Any = args[0] if len(args) == 1 and not kwargs else {"args": args, "kwargs": kwargs}
     metrics.JOBS_IN_FLIGHT.inc()
+    running = _running_key(services, job_id)
     with structlog.contextvars.bound_contextvars(
         job_id=job_id, job_try=job_try, key=readable_key(raw)
     ):
         try:
+            if running is not None:  # a dead worker's jobs are reclaimed (worker/fleet.py)
+                await resolve(
+                    services.redis.hset(
+                        services.keys.running(services.worker_id), running, f"{job_id}#{job_try}"
+                    )
+                )
             async with asyncio.timeout(services.settings.worker.job_timeout_s * 0.9):
                 run = _SendRun(services, raw, job_id=job_id, job_try=job_try)
                 run.enqueued_ms = _enqueued_ms(ctx.get("enqueue_time"))
@@ -112,6 +119,18 @@ async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
             return await _internal_error(services, raw, job_id, job_try, exc)
         finally:
             metrics.JOBS_IN_FLIGHT.dec()
+            if running is not None:
+                with contextlib.suppress(Exception):  # Redis away: reclaim finds nothing
+                    await resolve(
+                        services.redis.hdel(services.keys.running(services.worker_id), running)
+                    )
+
+
+def _running_key(services: Services, job_id: str) -> str | None:
+    """The idempotency key of a job id of ours (`<prefix>:<key>`), None for a stranger's."""
+    prefix = services.keys.job_id("")
+    key = job_id[len(prefix) :] if job_id.startswith(prefix) else ""
+    return key if key and services.keys.job_id(key) == job_id else None
 
 
 async def _internal_error(

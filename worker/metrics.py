@@ -78,6 +78,10 @@ LOG_LINES_DROPPED = Counter(
     "ig_outbound_log_lines_dropped_total",
     "Log lines dropped because stderr could not keep up (logging never blocks sends).",
 )
+RECLAIMED_JOBS = Counter(
+    "ig_outbound_reclaimed_jobs_total",
+    "Jobs of dead workers (heartbeat stopped) taken back and run again by a live worker.",
+)
 SWEPT = Counter(
     "ig_outbound_swept_total",
     "Conversation heads the sweeper ended or queued again, by what it did.",

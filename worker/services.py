@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -29,6 +30,8 @@ class Services:
     limiter: RateLimiter
     clock: RedisClock
     media: MediaPolicy
+    # This process in the fleet: its heartbeat, its running jobs, its leases.
+    worker_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
     def build(

@@ -151,8 +151,10 @@ class WorkerTuning(BaseModel):
     # One worker of the fleet sweeps stuck conversations this often (worker/housekeeping.py).
     sweep_interval_s: float = Field(default=15.0, gt=0)
     # Every worker says it is alive this often: the file `ig-outbound health live` checks
-    # (None: no file) and its entry in `<prefix>:workers`; dead after 3 missed beats.
-    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
+    # (None: no file) and its entry in `<prefix>:workers`. After 3 missed beats it is dead
+    # and a live worker takes its running jobs back (crash recovery in about 4 s, whatever
+    # the job timeout).
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, le=300)
     heartbeat_file: Path | None = Path("/tmp/ig-outbound-worker.alive")
     # One worker of the fleet computes the fleet's gauges this often (worker/fleet_metrics.py).
     fleet_metrics_interval_s: float = Field(default=10.0, gt=0, le=300)

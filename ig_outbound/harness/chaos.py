@@ -255,6 +255,11 @@ class ChaosStack:
     def record(self, key: str) -> dict[str, str]:
         return dict(self.db.hgetall(self.keys.record(key)))
 
+    def live_workers(self, within_ms: int = 2000) -> int:
+        """Workers whose heartbeat is at most `within_ms` old (on Redis's clock)."""
+        now_ms = int(self.db.time()[0]) * 1000
+        return int(self.db.zcount(self.keys.workers, now_ms - within_ms, "+inf"))
+
     def deliveries(self) -> tuple[Counter[str], int]:
         """Emulator deliveries per key, and the number of calls that map to no key."""
         per_key, unmapped, _ = self._calls()

@@ -1,6 +1,6 @@
 -- The fleet's state in one call, for the one worker that serves the fleet's metrics
--- (worker/fleet_metrics.py) and for `ig-outbound top`. Reads only, but for trimming
--- heartbeats older than the staleness (a crashed worker's entry would stay forever).
+-- (worker/fleet_metrics.py) and for `ig-outbound top`. Reads only (a dead worker's entry
+-- stays until a live worker reclaims its jobs: reclaim.lua).
 -- KEYS: none. ARGV[1] prefix, ARGV[2] heartbeat staleness ms.
 -- -> JSON {now_ms, ready, scheduled, oldest_ready_ms, dead_letters, workers, paused: {cause:
 --    n}, slowed, counters: {field: n}}
@@ -9,7 +9,6 @@ local now = now_ms()
 local queue = key_queue(prefix)
 local oldest = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
 local workers = key_workers(prefix)
-redis.call('ZREMRANGEBYSCORE', workers, '-inf', '(' .. (now - stale_ms))
 local paused, slowed = {}, 0
 for _, account in ipairs(redis.call('SMEMBERS', key_accounts(prefix))) do
   local cause = redis.call('GET', key_pause(prefix, account))
@@ -26,7 +25,7 @@ return cjson.encode({
   scheduled = redis.call('ZCOUNT', queue, '(' .. now, '+inf'),
   oldest_ready_ms = oldest[2] and tonumber(oldest[2]) or cjson.null,
   dead_letters = redis.call('XLEN', key_dead_letters(prefix)),
-  workers = redis.call('ZCARD', workers),
+  workers = redis.call('ZCOUNT', workers, now - stale_ms, '+inf'),
   paused = paused,
   slowed = slowed,
   counters = counters,

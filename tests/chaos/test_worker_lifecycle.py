@@ -120,9 +120,10 @@ def test_a_redis_outage_loses_nothing_when_dead_workers_are_restarted(
 def test_sigkill_mid_send_ends_in_exactly_one_outcome(
     stack: ChaosStack, policy: str, status: str, deliveries: int, ambiguous: int
 ) -> None:
-    """kill -9 while the POST waits for Graph's answer (Graph got the message): ARQ re-runs
-    the job after its in-progress key expires; the re-run finds the expired send lease,
-    an ambiguous send. `resend` resends it and counts it; `fail` ends it `unknown`."""
+    """kill -9 while the POST waits for Graph's answer (Graph got the message): the
+    replacement finds the dead worker's heartbeat stopped and takes its job back (ARQ's
+    in-progress key deleted, the send lease lapsed); the re-run finds an ambiguous send.
+    `resend` resends it and counts it; `fail` ends it `unknown`."""
     changes: dict[str, Any] = {"ambiguous_policy": policy, "graph": {"read_timeout_s": 3}}
     worker = stack.start_worker(**changes)
     stack.wait_registered()
@@ -144,7 +145,8 @@ def test_sigkill_mid_send_ends_in_exactly_one_outcome(
     done = time.monotonic() - killed_at
     print(
         f"\nSIGKILL mid-send ({policy}): picked up again {picked_up:.1f} s and finished "
-        f"{done:.1f} s after the kill (job timeout 4 s: ARQ in-progress TTL 14 s from pickup)"
+        f"{done:.1f} s after the kill (reclaimed 3 s after its last heartbeat; ARQ alone: "
+        "14 s)"
     )
     assert replacement.alive()
 
@@ -158,3 +160,43 @@ def test_sigkill_mid_send_ends_in_exactly_one_outcome(
     if policy == "fail":
         outcome = Outcome.model_validate_json(stack.record(key)["outcome"])
         assert outcome.reason == "ambiguous_send"
+
+
+def test_a_paused_worker_is_reclaimed_and_its_late_send_is_counted_not_doubled_silently(
+    stack: ChaosStack,
+) -> None:
+    """SIGSTOP a worker mid-send for longer than its heartbeat's staleness: a live worker
+    takes the job back and resends it as an ambiguous send (counted). SIGCONT: the paused
+    worker's request completes late; the journal keeps one outcome and stays consistent,
+    and the woken worker beats again."""
+    import os
+    import signal
+
+    changes: dict[str, Any] = {"ambiguous_policy": "resend", "graph": {"read_timeout_s": 30}}
+    paused = stack.start_worker(**changes)
+    stack.wait_registered()
+    (key,) = _keys("sigstop", 1)
+    # Graph takes the message and answers 8 s later: the send is in flight meanwhile.
+    stack.control.script([{"status": 200, "code": None, "hang_s": 8}])
+    stack.enqueue([stack.intent(key)])
+    wait_until(lambda: stack.deliveries()[0][key] == 1, 20, "Graph to receive the message")
+    live = stack.start_worker(**changes)
+    wait_until(lambda: stack.live_workers() == 2, 20, "the second worker's heartbeat")
+    assert paused.pid is not None
+    os.kill(paused.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: "outcome" in stack.record(key), 30, "the reclaimed send's outcome")
+        assert stack.deliveries()[0][key] == 2  # resent by the live worker ...
+        assert stack.record(key).get("ambiguous") == "1"  # ... and counted
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    # The woken worker's answer arrives (Graph answered it after 8 s); nothing changes.
+    wait_until(lambda: stack.live_workers() == 2, 20, "the woken worker to beat again")
+    time.sleep(9)
+    assert paused.alive() and live.alive()
+    ledger = stack.ledger([key])
+    assert ledger.statuses == {key: "sent"}
+    assert ledger.stream[key] == 1, "exactly one outcome on the stream"
+    assert ledger.deliveries[key] == 2
+    assert ledger.ambiguous_counter == 1
+    assert ledger.violations() == []

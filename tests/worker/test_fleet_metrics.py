@@ -103,7 +103,9 @@ async def test_the_oldest_ready_age_and_stale_workers(bench: JobBench) -> None:
     now_ms = int((await resolve(bench.redis.time()))[0]) * 1000
     await resolve(bench.redis.zadd(bench.keys.queue, {bench.keys.job_id("old"): now_ms - 90_000}))
     await resolve(bench.redis.zadd(bench.keys.workers, {"gone": now_ms - 3_600_000}))
-    snapshot = await Fleet(bench.redis, bench.keys).read(heartbeat_stale_s=15)
+    fleet = Fleet(bench.redis, bench.keys)
+    snapshot = await fleet.read(heartbeat_stale_s=15)
     assert 89 <= snapshot.oldest_ready_age_s <= 92
-    assert snapshot.workers == 0  # a dead worker's entry is forgotten
+    assert snapshot.workers == 0  # a stale heartbeat is no live worker
+    assert await fleet.reclaim(heartbeat_stale_s=15) == (1, 0)  # and reclaiming forgets it
     assert await resolve(bench.redis.zcard(bench.keys.workers)) == 0
