@@ -37,8 +37,10 @@ from contextlib import ExitStack
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
+from bench import plots
 from bench.harness import (
     BenchAccount,
     BenchError,
@@ -247,6 +249,17 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         procs.stop()
     limits = {"light": 100.0, "media": 10.0, "private_reply": float(args.pr_per_h)}
     accounts = {"light": light.ig_id, "media": media.ig_id, "private_reply": pr.ig_id}
+    if args.plots is not None:
+        series = {
+            cls: [c["arrived_at"] for c in calls if c["ig_id"] == accounts[cls]]
+            for cls in ("light", "media")
+        }
+        plots.rate_over_time(
+            {"text (light)": series["light"], "audio/video (media)": series["media"]},
+            {"text (light)": limits["light"], "audio/video (media)": limits["media"]},
+            f"Per-account sends at Graph, {args.workers} workers (emulator arrival times)",
+            args.plots / "rates-precision.png",
+        )
     classes: dict[str, dict[str, Any]] = {}
     for cls, account in accounts.items():
         mine = [c for c in calls if c["ig_id"] == account]
@@ -498,6 +511,12 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
         if outcome is not None and outcome.enqueued_at is not None:
             to_arrival.append((call["arrived_at"] - outcome.enqueued_at.timestamp()) * 1000)
     offered = n / producer.elapsed_s
+    if args.plots is not None:
+        plots.latency_cdf(
+            {"enqueue -> arrival at Graph": to_arrival, "enqueue -> outcome": to_outcome},
+            f"Latency at half of Meta's limit ({len(accounts)} accounts, {args.workers} workers)",
+            args.plots / "rates-latency-cdf.png",
+        )
     result = {
         "bench": "rates.latency",
         **meta,
@@ -676,6 +695,14 @@ def bench_scaling(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
             print(f"[scaling K={k}: {p.rate:,.0f} intents/s]", file=sys.stderr)
+    if args.plots is not None:
+        plots.scaling_curve(
+            {"sends/s (Meta's limits on)": [(ph["workers"], ph["rate"]) for ph in phases]},
+            "worker processes",
+            "intents/s",
+            f"Worker scaling on {os.cpu_count()} cores ({args.scaling_n} intents per phase)",
+            args.plots / "rates-scaling.png",
+        )
     result = {
         "bench": "rates.scaling",
         **meta,
@@ -736,6 +763,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scaling-n", type=int, default=3000, help="scaling: intents per phase")
     p.add_argument("--scaling-accounts", type=int, default=40, help="scaling: accounts")
     p.add_argument("--scaling-workers", default="1,2,4", help="scaling: worker counts")
+    p.add_argument("--plots", type=Path, default=None, help="write PNG plots into this folder")
     add_common_args(p)
     p.set_defaults(profile=None)  # bench.throughput's phases read it (no --profile here)
     args = p.parse_args(argv)

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import plots
 from ig_outbound.harness.chaos import ChaosStack
 from ig_outbound.harness.wait import wait_until
 from ig_outbound.producers.keys import ARQ_IN_PROGRESS_PREFIX
@@ -120,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--policy", choices=["resend", "fail"], default=None)
     parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--plots", type=Path, default=None, help="write a PNG into this folder")
     args = parser.parse_args(argv)
     # Default settings but the policy, if one is asked for.
     changes: dict[str, Any] = {"ambiguous_policy": args.policy} if args.policy else {}
@@ -169,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{max(finishes):.1f} s after the kill (p99 {finished['p99']:.1f} s, "
         f"{len(rounds)} rounds)"
     )
+    if args.plots is not None:
+        plots.recovery_times(pickups, job_timeout + 10, args.plots / "recovery.png")
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, separators=(",", ":")))

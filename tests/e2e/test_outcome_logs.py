@@ -55,7 +55,7 @@ def test_json_logs_have_one_line_per_outcome_with_its_context(stack: Stack, tmp_
     assert by_key[keys[0]]["status"] == "sent"
     assert (by_key[keys[1]]["status"], by_key[keys[1]]["reason"]) == ("failed", "no_matching_user")
     for record in outcomes:
-        assert CONTEXT <= record.keys(), record
+        assert record.keys() >= CONTEXT, record
         assert record["account"] == ACCOUNT_A and record["kind"] == "text"
         assert record["job_try"] >= 1 and record["job_id"].endswith(record["key"])
     assert not any(SECRET_TEXT in line for line in lines)
