@@ -6,13 +6,26 @@ Read as part of the worker's settings (``IG_OUTBOUND_GRAPH__*``) and of the acco
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator
 
 
 class GraphSettings(BaseModel):
     """Where and how the worker talks to the Graph API."""
 
     base_url: str = "https://graph.instagram.com"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        """An http(s) URL with a host, kept as written (no trailing slash added): a typo
+        fails the start instead of every send."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+            raise ValueError("must be an http(s) URL with a host, e.g. https://graph.instagram.com")
+        return value.rstrip("/")
+
     api_version: str = Field(default="v23.0", pattern=r"^v\d{1,3}\.\d$")
     # `/<IG_ID>/messages` by default; `/me/messages` resolves the account from the token.
     use_me_endpoint: bool = False
