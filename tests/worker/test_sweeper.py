@@ -4,6 +4,8 @@ is gone), and the journal never re-creates a record without a TTL. In process, r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.worker.housekeeping import Sweeper
 from tests.worker.conftest import JobBench, in_seconds, ok
@@ -126,7 +128,9 @@ async def test_counting_on_a_gone_record_does_not_recreate_it(bench: JobBench) -
 
 
 async def test_only_one_worker_holds_the_sweep_lease(bench: JobBench) -> None:
-    one, two = Sweeper(bench.services), Sweeper(bench.services)
+    # Two workers: the owner of a lease is the worker (its id).
+    one = Sweeper(replace(bench.services, worker_id="worker-one"))
+    two = Sweeper(replace(bench.services, worker_id="worker-two"))
     assert await one.acquire_lease(5)
     assert not await two.acquire_lease(5)
     assert await one.acquire_lease(5)  # the holder keeps it
