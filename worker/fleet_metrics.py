@@ -110,21 +110,27 @@ def _help(name: str) -> str:
 
 
 def _gauge(name: str, value: float | None, by: dict[str, dict[str, int]] | None = None) -> Metric:
-    if by is None:
-        return GaugeMetricFamily(name, _help(name), value=value)
-    [(label, values)] = by.items()
-    family = GaugeMetricFamily(name, _help(name), labels=[label])
-    for label_value, n in sorted(values.items()):
-        family.add_metric([label_value], n)
-    return family
+    return _family(GaugeMetricFamily, name, value, by)
 
 
 def _counter(name: str, value: float | None, by: dict[str, dict[str, int]] | None = None) -> Metric:
-    base = name.removesuffix("_total")
+    # The family adds `_total` itself.
+    return _family(CounterMetricFamily, name.removesuffix("_total"), value, by, help_of=name)
+
+
+def _family(
+    kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    value: float | None,
+    by: dict[str, dict[str, int]] | None,
+    help_of: str | None = None,
+) -> Metric:
+    """One family: a single value, or one sample per value of one label (`by`)."""
+    text = _help(help_of or name)
     if by is None:
-        return CounterMetricFamily(base, _help(name), value=value)
+        return kind(name, text, value=value)
     [(label, values)] = by.items()
-    family = CounterMetricFamily(base, _help(name), labels=[label])
+    family = kind(name, text, labels=[label])
     for label_value, n in sorted(values.items()):
         family.add_metric([label_value], n)
     return family

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 import httpx
 import redis
@@ -100,8 +100,44 @@ def _wait_ready(
         raise LocalStackError(f"{what} did not answer") from None
 
 
+class ManagedProcess:
+    """A local process as a context manager: `start()` on enter (and `close()` if that
+    fails: `with` calls no `__exit__` when `__enter__` raises), `close()` on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class ScratchServer(ManagedProcess):
+    """A server with a scratch directory (`workdir`) of its own, removed at `close()`."""
+
+    workdir: Path
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @dataclass
-class RedisServer:
+class RedisServer(ScratchServer):
     """A private `redis-server` on a free loopback port; can be killed and restarted.
 
     With `tls` it listens with TLS only, on `port` (no plain port), and `url` is `rediss://`;
@@ -129,7 +165,7 @@ class RedisServer:
     def log_path(self) -> Path:
         return self.workdir / "redis.log"
 
-    def start(self, timeout_s: float = 10.0) -> RedisServer:
+    def start(self, timeout_s: float = 10.0) -> Self:
         proc = self._proc = subprocess.Popen(
             self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -214,25 +250,9 @@ class RedisServer:
         time.sleep(down_s)
         self.start()
 
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()  # `with` calls no __exit__ when __enter__ fails
-            raise
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 @dataclass
-class SentinelServer:
+class SentinelServer(ScratchServer):
     """A private Redis Sentinel (`redis-server sentinel.conf --sentinel`) on a free loopback
     port, watching one primary as `master_name` with a quorum of 1: enough for clients that
     ask it for the primary by name (`redis_sentinels`, `redis_sentinel_master`).
@@ -257,7 +277,7 @@ class SentinelServer:
     def log_path(self) -> Path:
         return self.workdir / "sentinel.log"
 
-    def start(self, timeout_s: float = 10.0) -> SentinelServer:
+    def start(self, timeout_s: float = 10.0) -> Self:
         conf = self.workdir / "sentinel.conf"
         conf.write_text(self._config(), encoding="utf-8")
         proc = self._proc = subprocess.Popen(
@@ -299,22 +319,6 @@ class SentinelServer:
         if self._proc is not None:
             _stop(self._proc, 5.0)
             self._proc = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> SentinelServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()  # `with` calls no __exit__ when __enter__ fails
-            raise
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 @dataclass
@@ -383,7 +387,7 @@ def _spawn(
 
 
 @dataclass
-class GatewayProcess:
+class GatewayProcess(ManagedProcess):
     """One `ig-outbound gateway` process (webhooks in, the HTTP intake), ready once its
     `/readyz` answers 200 (Redis answers and its processor runs).
 
@@ -419,7 +423,7 @@ class GatewayProcess:
         """Where Instagram (the emulator) POSTs its webhooks."""
         return self.url + WEBHOOK_PATH
 
-    def start(self, timeout_s: float = 30.0) -> GatewayProcess:
+    def start(self, timeout_s: float = 30.0) -> Self:
         """Start it and wait until it is ready; a gateway that exits first (bad settings, a
         Redis it refuses) fails at once with its log's tail."""
         command = ["-m", "ig_outbound.cli", "gateway"]
@@ -465,16 +469,7 @@ class GatewayProcess:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> GatewayProcess:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()  # `with` calls no __exit__ when __enter__ fails
-            raise
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
 
@@ -507,7 +502,7 @@ def metric_total(samples: Mapping[str, float], name: str, **labels: str) -> floa
 
 
 @dataclass
-class ResponderProcess:
+class ResponderProcess(ManagedProcess):
     """The example auto-responder as a service runs it, in its own process
     (`python -m ig_outbound.producers.examples.auto_responder`, settings from the
     environment); ready once its consumer group exists (it reads what comes after)."""
@@ -517,7 +512,7 @@ class ResponderProcess:
     _proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
-    def start(self, timeout_s: float = 30.0) -> ResponderProcess:
+    def start(self, timeout_s: float = 30.0) -> Self:
         command = ["-m", AUTO_RESPONDER_MODULE]
         env = settings_env(self.settings)
         self._proc, self._log = _spawn(command, env, True, self.log_path)
@@ -556,12 +551,7 @@ class ResponderProcess:
             self._log = None
         return self._proc.returncode
 
-    def __enter__(self) -> ResponderProcess:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
         self.stop()
 
 

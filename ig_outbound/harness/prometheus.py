@@ -16,13 +16,12 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 from ig_outbound.harness.errors import HarnessError, LocalStackError
-from ig_outbound.harness.processes import free_port
+from ig_outbound.harness.processes import ScratchServer, free_port
 from ig_outbound.harness.wait import wait_until
 
 Result = list[dict[str, Any]]
@@ -47,7 +46,7 @@ def _duration(seconds: float) -> str:
 
 
 @dataclass
-class PrometheusServer:
+class PrometheusServer(ScratchServer):
     """A private `prometheus` on a free loopback port.
 
     `jobs` maps a job name to its `host:port` targets; `metrics_paths` gives a job another
@@ -70,7 +69,7 @@ class PrometheusServer:
     def log_path(self) -> Path:
         return self.workdir / "prometheus.log"
 
-    def start(self, timeout_s: float = 30.0) -> PrometheusServer:
+    def start(self, timeout_s: float = 30.0) -> Self:
         unknown = set(self.metrics_paths) - set(self.jobs)
         if unknown:
             raise LocalStackError(f"metrics_paths for jobs that do not exist: {sorted(unknown)}")
@@ -226,22 +225,6 @@ class PrometheusServer:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> PrometheusServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()  # `with` calls no __exit__ when __enter__ fails
-            raise
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
