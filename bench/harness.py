@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -377,6 +377,7 @@ class Snapshot:
     at: float
     commands: dict[str, int]
     cpu: dict[str, float]
+    usec: dict[str, int] = field(default_factory=dict)  # commandstats µs by command
 
 
 class Delta(NamedTuple):
@@ -392,11 +393,13 @@ def snapshot(r: redis.Redis, worker_pids: Sequence[int], emulator_pid: int | Non
     """Command counts (`INFO commandstats`) and CPU seconds of workers, Redis, the emulator,
     this driver and the whole machine."""
     raw: Mapping[str, Any] = sync_reply(r.info("commandstats"))
-    commands = {
-        name.removeprefix("cmdstat_"): int(stats["calls"])
+    stats_by_name = {
+        name.removeprefix("cmdstat_"): stats
         for name, stats in raw.items()
         if isinstance(stats, Mapping)
     }
+    commands = {name: int(stats["calls"]) for name, stats in stats_by_name.items()}
+    usec = {name: int(stats.get("usec", 0)) for name, stats in stats_by_name.items()}
     cpu_info: Mapping[str, Any] = sync_reply(r.info("cpu"))
     cpu = {
         "workers": sum(_proc_cpu_s(p) for p in worker_pids),
@@ -405,7 +408,7 @@ def snapshot(r: redis.Redis, worker_pids: Sequence[int], emulator_pid: int | Non
         "driver": time.process_time(),
         "machine": _machine_busy_s(),
     }
-    return Snapshot(time.perf_counter(), commands, cpu)
+    return Snapshot(time.perf_counter(), commands, cpu, usec)
 
 
 def delta(before: Snapshot, after: Snapshot, n: int, exclude: Mapping[str, int]) -> Delta:
@@ -425,6 +428,17 @@ def delta(before: Snapshot, after: Snapshot, n: int, exclude: Mapping[str, int])
     util = {k: round(v / wall, 3) for k, v in cpu.items()}
     util["total"] = round(machine / wall, 3)
     return Delta(round(sum(per_cmd.values()), 2), per_cmd, cpu, util)
+
+
+def usec_per_intent(before: Snapshot, after: Snapshot, n: int) -> dict[str, float]:
+    """Redis's `INFO commandstats` µs per intent by command, most first. A script's time
+    includes its commands', which are counted again under their own names."""
+    usec = {
+        name: round((us - before.usec.get(name, 0)) / n, 2)
+        for name, us in after.usec.items()
+        if name not in ("info", "client|list") and us > before.usec.get(name, 0)
+    }
+    return dict(sorted(usec.items(), key=lambda kv: -kv[1]))
 
 
 def _proc_cpu_s(pid: int) -> float:

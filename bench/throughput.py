@@ -15,8 +15,10 @@ same ARQ tuning (`Settings().worker`) and the same Graph bodies for both phases:
 Both phases get a warm-up batch first (imports, connection pools), then the emulator's
 counters are reset and the clock starts at the first enqueue. Besides the rates the run
 reports Redis commands per intent (`INFO commandstats` delta, Lua-internal commands included,
-the benchmark's own polling excluded) and CPU seconds per process group, which tell where a
-2-core box spends its time. The last line of stdout is one JSON object with every figure.
+the benchmark's own polling excluded), Redis CPU per intent (`INFO cpu` delta, so parsing and
+I/O too) with the rate one Redis core would sustain at that cost, and CPU seconds per process
+group, which tell where a 2-core box spends its time. The last line of stdout is one JSON
+object with every figure.
 
 `--profile DIR` runs the workers under cProfile (via a `sitecustomize` on their PYTHONPATH;
 the rates are then not comparable) and prints the top functions. The stack, the worker
@@ -69,6 +71,7 @@ from bench.harness import (
     start_workers,
     sync_reply,
     text_intent,
+    usec_per_intent,
     wait_for,
     wait_outcomes,
     wait_pollers,
@@ -191,6 +194,12 @@ class PhaseResult:
     cpu_s: dict[str, float]
     cpu_util: dict[str, float]
     worker_cpu_ms_per_intent: float
+    # Redis's CPU (INFO cpu: user + sys, so parsing and I/O too) per intent, and the rate one
+    # Redis core would sustain at that cost (1e6 / µs per intent), for the whole fleet.
+    redis_cpu_us_per_intent: float = 0.0
+    redis_core_intents_per_s: float = 0.0
+    # INFO commandstats µs per intent by command (a script's includes its commands').
+    redis_usec: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     # ARQ re-runs (Retry: rate slot, conversation order, ...) per intent; 0 for the floor.
     deferrals_per_intent: float = 0.0
@@ -266,6 +275,7 @@ def _phase_result(
     """The figures every phase reports, from the snapshots around its measured part."""
     total, per_cmd, cpu, util = delta(before, after, n, polls)
     elapsed = after.at - before.at
+    redis_us = cpu["redis"] * 1e6 / n
     return PhaseResult(
         name=name,
         n=n,
@@ -278,6 +288,9 @@ def _phase_result(
         cpu_s=cpu,
         cpu_util=util,
         worker_cpu_ms_per_intent=round(cpu["workers"] * 1000 / n, 2),
+        redis_cpu_us_per_intent=round(redis_us, 1),
+        redis_core_intents_per_s=round(1e6 / redis_us) if redis_us > 0 else 0.0,
+        redis_usec=usec_per_intent(before, after, n),
     )
 
 
@@ -391,6 +404,12 @@ def _summary(phases: Sequence[PhaseResult], ratio: float | None) -> None:
             )
         top = ", ".join(f"{c} {v:g}" for c, v in list(p.redis_cmds.items())[:8])
         print(f"       Redis commands/intent {p.redis_cmds_per_intent:g} ({top}, ...)")
+        scripts = p.redis_usec.get("evalsha", 0.0)
+        print(
+            f"       Redis CPU/intent {p.redis_cpu_us_per_intent:.0f} µs (INFO cpu; scripts "
+            f"{scripts:.0f} µs in commandstats): ~{p.redis_core_intents_per_s:,.0f} intents/s "
+            "per Redis core"
+        )
         util = ", ".join(f"{k} {v:.2f}" for k, v in p.cpu_util.items())
         print(f"       CPU (cores busy): {util}")
         print(f"       worker CPU per intent {p.worker_cpu_ms_per_intent:.2f} ms")

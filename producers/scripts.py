@@ -7,7 +7,8 @@ A script's text is the generated prelude, then the library files it names, then 
               the conversation's recipient prefixes (`id:`, `comment:`) from `intent.py`,
               `rate_class(kind, is_private_reply)` from `rate_class.py`,
               `now_ms()` (Redis TIME in ms)
-    libraries `gcra.lua` (slot reservation), `strict_json.lua` (what Python's json reads),
+    libraries `gcra.lua` (slot reservation), `rate_window.lua` (the limiter's window),
+              `strict_json.lua` (what Python's json reads),
               `conversation.lua` (queue a conversation's next intent)
     body      `<name>.lua`
 
@@ -156,7 +157,16 @@ def _script(name: str, *libraries: str) -> LuaScript:
 
 # The library files; every other .lua file is a script body.
 LIBRARIES = frozenset(
-    {"gcra", "strict_json", "conversation", "window", "preflight", "disclosure", "account_guard"}
+    {
+        "gcra",
+        "rate_window",
+        "strict_json",
+        "conversation",
+        "window",
+        "preflight",
+        "disclosure",
+        "account_guard",
+    }
 )
 
 SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
@@ -164,7 +174,7 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
         s.name: s
         for s in (
             _script("enqueue", "gcra", "strict_json", "window"),
-            _script("journal_begin", "window", "preflight"),
+            _script("journal_begin", "window", "preflight", "gcra", "rate_window"),
             _script("disclosure_decide", "window", "preflight", "disclosure"),
             _script("disclosure_settle", "disclosure"),
             _script("journal_unconfirm"),
@@ -173,7 +183,7 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
             _script("journal_count"),
             _script("dead_letter_unkeyed"),
             _script("dead_letter_replayed"),
-            _script("rate_acquire", "gcra"),
+            _script("rate_acquire", "gcra", "rate_window"),
             _script("account_pause"),
             _script("sweep", "conversation"),
             _script("echo_claim"),

@@ -1,7 +1,7 @@
 """The send job: one intent from the queue to exactly one terminal outcome.
 
     validate -> deadline -> not_before -> token (worker/tokens.py: removed? needs a new
-    token?) -> media -> account pause -> journal(begin)
+    token?) -> media -> disclosure -> journal(begin: checks, rate slot, lease; one call)
              -> POST -> classify -> outcome | deferred re-run (arq.Retry)
 
 Nothing escapes this function except `arq.Retry` (a deferred re-run) and cancellation (a
@@ -26,7 +26,7 @@ from ig_outbound.graph import ErrorClass, GraphResult, max_usage_pct, regain_acc
 from ig_outbound.producers.errors import IntentError, Problem
 from ig_outbound.producers.inbound import claim_echo, message_fingerprint
 from ig_outbound.producers.intent import MAX_TEXT_BYTES, MessageIntent
-from ig_outbound.producers.outcome import GraphErrorInfo, OutcomeStatus
+from ig_outbound.producers.outcome import DEAD_LETTER_STATUSES, GraphErrorInfo, OutcomeStatus
 from ig_outbound.producers.rate_class import RateClass, rate_class
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.validation import parse_intent, readable_key
@@ -96,20 +96,13 @@ async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
     job_try = int(ctx.get("job_try", 0) or 0)
     raw: Any = args[0] if len(args) == 1 and not kwargs else {"args": args, "kwargs": kwargs}
     metrics.JOBS_IN_FLIGHT.inc()
-    running = _running_key(services, job_id)
+    run = _SendRun(services, raw, job_id=job_id, job_try=job_try)
+    run.enqueued_ms = _enqueued_ms(ctx.get("enqueue_time"))
     with structlog.contextvars.bound_contextvars(
         job_id=job_id, job_try=job_try, key=readable_key(raw)
     ):
         try:
-            if running is not None:  # a dead worker's jobs are reclaimed (worker/fleet.py)
-                await resolve(
-                    services.redis.hset(
-                        services.keys.running(services.worker_id), running, f"{job_id}#{job_try}"
-                    )
-                )
             async with asyncio.timeout(services.settings.worker.job_timeout_s * 0.9):
-                run = _SendRun(services, raw, job_id=job_id, job_try=job_try)
-                run.enqueued_ms = _enqueued_ms(ctx.get("enqueue_time"))
                 return await run.run()
         except _Done as done:
             return done.result
@@ -119,11 +112,7 @@ async def send_intent(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> str:
             return await _internal_error(services, raw, job_id, job_try, exc)
         finally:
             metrics.JOBS_IN_FLIGHT.dec()
-            if running is not None:
-                with contextlib.suppress(Exception):  # Redis away: reclaim finds nothing
-                    await resolve(
-                        services.redis.hdel(services.keys.running(services.worker_id), running)
-                    )
+            await run.unregister()
 
 
 def _running_key(services: Services, job_id: str) -> str | None:
@@ -227,6 +216,12 @@ class _SendRun:
         self.raw = raw
         self.job_id = job_id
         self.owner = f"{job_id}#{job_try}"
+        # A dead worker's jobs are reclaimed (worker/fleet.py): a job of ours is listed in
+        # `<prefix>:running:<worker>` by its first step that waits (the journal's begin
+        # script, or `_register` before a media probe or the disclosure's decision) until
+        # it ends (the finish script, else `unregister`). None: a stranger's job id.
+        self.running = _running_key(services, job_id)
+        self.registered = False  # listed, or maybe (a call that listed it was cut off)
         self.intent: MessageIntent
         self.cred: Credential
         self.body: dict[str, Any]
@@ -276,9 +271,8 @@ class _SendRun:
         return cred
 
     async def _send(self, deadline: datetime) -> NoReturn:
-        """One phase's send: a rate slot, the journal's lease, the request, its answer
-        (which always ends the phase: an outcome, a re-run, or `_DisclosureSent`)."""
-        await self._rate_slot(deadline)
+        """One phase's send: a rate slot and the journal's lease (one call), the request, its
+        answer (which always ends the phase: an outcome, a re-run, or `_DisclosureSent`)."""
         await self._begin(deadline)
         result = await self.s.graph.send_message(self.intent.account_id, self.body, self.cred.token)
         self._count_request(result)
@@ -293,6 +287,7 @@ class _SendRun:
         urls = media_urls(self.intent)
         if not urls:
             return
+        await self._register()  # a probe may take seconds
         verdict = await self.s.media.check(self.intent.kind, urls)
         if verdict.status == "rejected":
             metrics.MEDIA_REFUSALS.labels(reason=(verdict.reason or "").split(":")[0]).inc()
@@ -311,6 +306,7 @@ class _SendRun:
         """Send the disclosure this message needs (decided once, in Redis), just before it;
         returns when the message may go. A private reply carries it inline instead."""
         user = self.intent.recipient.id or ""
+        await self._register()
         decision = await self.s.journal.decide_disclosure(
             self.intent.idempotency_key,
             park_until_ms=self._park_until_ms(deadline),
@@ -400,26 +396,30 @@ class _SendRun:
             if wait > 0:
                 raise self._defer(wait, deadline, "not_before")
 
-    async def _rate_slot(self, deadline: datetime) -> None:
-        """Take a send slot of the account's budget (fleet-wide), or wait for a reserved one.
+    def _listed_on(self) -> str:
+        """The worker id a script is to list this job under ('' for a stranger's job id);
+        counted as listed before the call, which may be cut off after Redis ran it."""
+        if self.running is None:
+            return ""
+        self.registered = True
+        return self.s.worker_id
 
-        A short wait is slept here; a longer one (a backlog, a pause) defers the job to its
-        reserved slot, which frees this worker and spends no attempt."""
-        cls = self._rate_class()
-        for tries in range(1, MAX_SLOT_SLEEPS + 2):
-            member = f"{self.owner}:{time.monotonic_ns()}"
-            # After a few short waits it gives up its place and reserves a new slot.
-            reserve = tries > MAX_SLOT_SLEEPS
-            wait = await self.s.limiter.acquire(
-                self.intent.account_id, cls, member, reserve=reserve
+    async def _register(self) -> None:
+        """List the job as running before a step that waits on more than the begin script."""
+        if self.running is not None and not self.registered:
+            self.registered = True
+            await resolve(
+                self.s.redis.hset(self.s.keys.running(self.s.worker_id), self.running, self.owner)
             )
-            if wait == 0:
-                return
-            if wait > SLOT_SLEEP_MAX_S or reserve:
-                raise self._defer(wait, deadline, "rate_slot")
-            metrics.RATE_WAITS.labels(rate_class=cls.value).inc()
-            await asyncio.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def unregister(self) -> None:
+        """The job ends without the finish script (a re-run, an error): leave the list."""
+        if self.running is not None and self.registered:
+            with contextlib.suppress(Exception):  # Redis away: reclaim finds nothing
+                await resolve(
+                    self.s.redis.hdel(self.s.keys.running(self.s.worker_id), self.running)
+                )
+            self.registered = False
 
     def _rate_class(self) -> RateClass:
         if self.phase == DISCLOSURE:
@@ -431,16 +431,39 @@ class _SendRun:
         return int(park_until.timestamp() * 1000) + 50
 
     async def _begin(self, deadline: datetime) -> None:
+        """Take a send slot of the account's budget (fleet-wide) and the journal's lease, in
+        one script call after the record's checks; or wait for the slot.
+
+        A short wait is slept here; a longer one (a backlog, a pause) defers the job to its
+        reserved slot, which frees this worker and spends no attempt."""
         key = self.intent.idempotency_key
         park_until_ms = self._park_until_ms(deadline)
-        begin = await self.s.journal.begin(
-            key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms, phase=self.phase
-        )
+        cls = self._rate_class()
+        sleeps = 0
+        while True:
+            # After a few short waits it gives up its place and reserves a new slot.
+            reserve = sleeps >= MAX_SLOT_SLEEPS
+            slot = self.s.limiter.slot(
+                self.intent.account_id, cls, f"{self.owner}:{time.monotonic_ns()}",
+                reserve=reserve,
+            )  # fmt: skip
+            begin = await self.s.journal.begin(
+                key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms,
+                phase=self.phase, slot=slot, worker_id=self._listed_on(),
+            )  # fmt: skip
+            if begin.verdict != "wait":
+                break
+            if begin.retry_in_s > SLOT_SLEEP_MAX_S or reserve:
+                raise self._defer(begin.retry_in_s, deadline, "rate_slot")
+            metrics.RATE_WAITS.labels(rate_class=cls.value).inc()
+            await asyncio.sleep(begin.retry_in_s)
+            sleeps += 1
         if begin.verdict == "ambiguous":
+            # The slot is taken (by the call that said so): the take-over sends in it.
             await self._settle_ambiguous(begin, deadline)
             begin = await self.s.journal.begin(
                 key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms,
-                take_over=True, phase=self.phase,
+                take_over=True, phase=self.phase, worker_id=self._listed_on(),
             )  # fmt: skip
         if begin.verdict == "done" and self.phase == DISCLOSURE:
             raise _DisclosureSent  # an earlier run sent it (or it turned out unneeded)
@@ -721,8 +744,12 @@ class _SendRun:
             now_ms=self.s.clock.now_ms(),
             disclosure=await self.s.journal.disclosure(key) if discloses else None,
         )
+        # The finish script also takes the job off this worker's running list.
+        worker_id = self.s.worker_id if self.registered else ""
+        raw = _dump(self.raw) if status in DEAD_LETTER_STATUSES else ""  # kept only there
         published = await self.s.journal.finish(
-            outcome, _dump(self.raw), keep_conversation=discloses
+            outcome, raw, keep_conversation=discloses, worker_id=worker_id
         )
+        self.registered = False
         observe(outcome, published)
         raise _Done(status.value if published else "duplicate_run")

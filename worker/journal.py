@@ -30,6 +30,7 @@ from ig_outbound.producers.scripts import (
     JOURNAL_RELEASE,
     JOURNAL_UNCONFIRM,
 )
+from ig_outbound.worker.limiter import Slot
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Begin:
         "go",
         "done",
         "busy",
+        "wait",
         "ambiguous",
         "not_its_turn",
         "gone",
@@ -49,6 +51,7 @@ class Begin:
     ]
     attempt: int = 0
     state: str | None = None
+    # For `busy`: the lease's time left; for `wait`: until the rate slot (nothing changed).
     retry_in_s: float = 0.0
     # For `ambiguous`: when the unconfirmed send started, and how long it has been unsettled.
     sending_since_ms: int = 0
@@ -139,15 +142,22 @@ class Journal:
         park_until_ms: int,
         take_over: bool = False,
         phase: Phase = MESSAGE,
+        slot: Slot | None = None,
+        worker_id: str = "",
     ) -> Begin:
         """Start a send of `phase` (the message, or the disclosure before it). Not its
         conversation's turn: the job is re-queued at `park_until_ms` (the caller must then
-        leave the queue score alone: `Retry(defer=None)`)."""
+        leave the queue score alone: `Retry(defer=None)`). `slot`: the send's place in its
+        rate window, taken in the same call (`wait` when the window is full; an `ambiguous`
+        answer has taken it, so its take-over passes none). `worker_id`: the job is listed
+        as running on that worker (whatever the answer) until `finish` or the caller drops it.
+        """
         reply = await self._begin(
             keys=[self._keys.record(key), self._keys.queue],
             args=[
                 int(lease_s * 1000), owner, "1" if take_over else "0", key, park_until_ms,
-                self._keys.prefix, phase,
+                self._keys.prefix, phase, worker_id,
+                *(slot.args() if slot is not None else [""]),
             ],
         )  # fmt: skip
         verdict, detail = _s(reply[0]), _s(reply[1])
@@ -155,6 +165,8 @@ class Journal:
             return Begin("go", attempt=int(detail))
         if verdict == "busy":
             return Begin("busy", retry_in_s=int(detail) / 1000)
+        if verdict == "wait":
+            return Begin("wait", retry_in_s=max(int(detail), 1) / 1000)
         if verdict != "ambiguous":
             return _preflight_verdict(verdict, detail)
         return Begin(
@@ -227,10 +239,16 @@ class Journal:
         return DisclosureInfo(trigger=trigger, message_id=mid or None, sent_at=sent_at)
 
     async def finish(
-        self, outcome: Outcome, intent_json: str, *, keep_conversation: bool = False
+        self,
+        outcome: Outcome,
+        intent_json: str,
+        *,
+        keep_conversation: bool = False,
+        worker_id: str = "",
     ) -> bool:
         """Publish the one terminal outcome; False if the intent already had one.
-        `keep_conversation`: a sent message moves its conversation's disclosure state on."""
+        `keep_conversation`: a sent message moves its conversation's disclosure state on.
+        `worker_id`: the job leaves that worker's running list (either way)."""
         dead = outcome.status in DEAD_LETTER_STATUSES
         reply = await self._finish(
             keys=[
@@ -246,12 +264,13 @@ class Journal:
                 self._retention_ms,
                 outcome.key,
                 "1" if dead else "0",
-                intent_json,
+                intent_json if dead else "",  # only a dead letter keeps the intent
                 self._keys.prefix,
                 self._dlq_maxlen,
                 outcome.message_id or "",
                 outcome.recipient_id or "",
                 "1" if keep_conversation else "",
+                worker_id,
             ],
         )
         return bool(int(reply))

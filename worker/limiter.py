@@ -11,6 +11,8 @@ Two parts, both atomic Lua on Redis time, so every worker on every machine share
   window; a send goes only if fewer than `limit x utilization` are in it, else the job
   reserves a slot and waits for it (once, almost always). This is the hard guarantee: never
   more than the limit in any window, whatever pauses, retries or restarts did to the schedule.
+  The send job takes its place in the journal's begin script (`RateLimiter.slot`), after the
+  record's checks and with the send's lease, in one round trip.
 
 A pause (`<p>:pause:<account>`) makes every reservation start after it; `<p>:slow:<account>`
 (set when Meta's usage header nears 100 %) scales the account's limits down for a while.
@@ -38,6 +40,29 @@ class Budget:
     window_ms: int
     interval_ms: float
     burst: int
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A request for one send's place in its account's window, taken by the journal's begin
+    script (`producers/lua/rate_window.lua`) in the same call as the send's lease."""
+
+    account_id: str
+    rate_class: RateClass
+    budget: Budget
+    member: str
+    slowdown_factor: float
+    reserve: bool = False
+
+    def args(self) -> list[str | int | float]:
+        """The script's arguments: account, class, limit, window ms, interval ms, burst,
+        member, slowdown factor, reserve."""
+        b = self.budget
+        return [
+            self.account_id, self.rate_class.value, b.limit, b.window_ms,
+            f"{b.interval_ms:.3f}", b.burst, self.member, self.slowdown_factor,
+            "1" if self.reserve else "0",
+        ]  # fmt: skip
 
 
 def budgets(rate: RateSettings) -> dict[RateClass, Budget]:
@@ -77,6 +102,12 @@ class RateLimiter:
             mapping[f"{cls.value}_interval_ms"] = f"{b.interval_ms:.3f}"
             mapping[f"{cls.value}_burst"] = str(b.burst)
         await resolve(self._redis.hset(self._keys.rates, mapping=mapping))
+
+    def slot(self, account_id: str, cls: RateClass, member: str, *, reserve: bool = False) -> Slot:
+        """A slot request for `Journal.begin` (the same rule as `acquire`, one round trip
+        fewer: the send job takes its slot with its lease)."""
+        factor = self._rate.slowdown_factor
+        return Slot(account_id, cls, self._budgets[cls], member, factor, reserve)
 
     async def acquire(
         self, account_id: str, cls: RateClass, member: str, *, reserve: bool = False
