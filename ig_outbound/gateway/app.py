@@ -107,6 +107,14 @@ class Gateway:
         except WebhookError as exc:
             metrics.WEBHOOKS.labels(result="refused", reason=exc.code).inc()
             return JSONResponse(exc.as_dict(), status_code=exc.status)
+        except RedisError as exc:
+            # Redis restarting, say: nothing was kept, so Meta must deliver it again (it
+            # retries what is not acknowledged); a 503 says so, not a traceback's 500.
+            metrics.WEBHOOKS.labels(result="unavailable", reason="redis_unavailable").inc()
+            log.warning("webhook_not_kept", error_type=type(exc).__name__)
+            return _Refused(503, "redis_unavailable", type(exc).__name__).response(
+                {"Retry-After": "5"}
+            )
         metrics.WEBHOOKS.labels(result="verified", reason="").inc()
         metrics.WEBHOOK_ACK_SECONDS.observe(time.perf_counter() - started)
         return PlainTextResponse("EVENT_RECEIVED")

@@ -7,7 +7,8 @@ from prometheus_client import Counter, Histogram
 WEBHOOKS = Counter(
     "ig_outbound_webhooks_total",
     "Webhook deliveries received, by result: verified (acknowledged), refused (a bad "
-    "signature, body or size), throttled (429: the backlog is full).",
+    "signature, body or size), throttled (429: the backlog is full), unavailable (503: "
+    "Redis could not keep it; Meta delivers it again).",
     ["result", "reason"],
 )
 INBOUND_EVENTS = Counter(

@@ -182,3 +182,24 @@ async def test_health_and_readiness(bench: Bench) -> None:
         assert (await bench.http.get("/readyz")).json() == {"ready": True}
     finally:
         await bench.gateway.processor.stop()
+
+
+async def test_a_redis_outage_answers_503_and_keeps_nothing_half_done(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis away (restarting): the delivery is not acknowledged, so Meta sends it again;
+    the answer is a clear 503 with Retry-After, never a 500 with a traceback."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(bench.gateway.redis, "xlen", down)
+    answer = await bench.deliver(body_of(message("m-outage", "hello")))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["error"] == "redis_unavailable"
+    monkeypatch.undo()
+    again = await bench.deliver(body_of(message("m-outage", "hello")))  # Meta's retry
+    assert again.status_code == 200
+    assert await bench.process() == 1
