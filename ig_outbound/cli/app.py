@@ -4,6 +4,7 @@ dlq, accounts."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -172,6 +173,9 @@ def worker() -> None:
         raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
 
     _check_metrics_port(settings)
+    # SIGHUP means "re-read the tokens" (installed by the worker's start-up); until then it
+    # must not end the process (its default): the start-up reads the newest tokens anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from ig_outbound.worker import WorkerSettings
     from ig_outbound.worker.supervisor import RedisUnusableError, probe_redis, run_supervised
     from ig_outbound.worker.worker_settings import create_arq_pool
