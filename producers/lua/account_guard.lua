@@ -17,11 +17,28 @@ local function whole_ms(text)
   return n
 end
 
--- A pause set because the account needs a new token (not Meta's throttling) ends with it.
+-- A pause set because the account needs a new token (not Meta's throttling) ends with it,
+-- and the account's waiting conversation heads (deferred by up to RETRY__ACCOUNT_PAUSE_S
+-- while it waited) are due at once: the new token is used now, not a minute later. Only
+-- the heads: the rest of each conversation follows them in order. Walks the registry of
+-- conversations with pending intents once, for this rare event (a person adds a token).
 local REAUTH_PAUSE = 'needs_reauth'
 local function release_reauth_pause(prefix, account)
   local pause = key_pause(prefix, account)
-  if redis.call('GET', pause) == REAUTH_PAUSE then redis.call('DEL', pause) end
+  if redis.call('GET', pause) ~= REAUTH_PAUSE then return end
+  redis.call('DEL', pause)
+  local now, queue, cursor = now_ms(), key_queue(prefix), '0'
+  local mine = key_conversation(prefix, account, '*')
+  repeat
+    local page = redis.call('ZSCAN', key_conversations(prefix), cursor, 'MATCH', mine,
+      'COUNT', 500)
+    cursor = page[1]
+    for i = 1, #page[2], 2 do
+      local head = redis.call('ZRANGE', page[2][i], 0, 0)[1]
+      -- XX: only a job that is queued; LT: only ever earlier (a later not_before stays).
+      if head then redis.call('ZADD', queue, 'XX', 'LT', now, key_job_id(prefix, head)) end
+    end
+  until cursor == '0'
 end
 
 local function registry_changed(prefix)

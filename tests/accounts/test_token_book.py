@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from ig_outbound.accounts.cipher import fingerprint, new_key
+from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.worker import metrics
 from tests.accounts.conftest import Fleet
@@ -91,11 +92,23 @@ async def test_a_new_file_token_ends_needs_reauth(fleet: Fleet, tmp_path: Path) 
     assert cred is not None
     assert await book.report_invalid(A, cred, "token_expired", 60_000) == "marked"
     assert (await fleet.registry.get(A)).state == "needs_reauth"
+    # Its waiting intent: a conversation head deferred for the pause (a minute ahead), and
+    # another account's, which must stay where it is.
+    keys = Keys(fleet.prefix)
+    now_ms = await fleet.registry.now_ms()
+    for account, key in ((A, "waiting"), ("17841499999999991", "other")):
+        conv = keys.conversation(account, f"id:1254477{key}")
+        await fleet.redis.zadd(conv, {key: 1})
+        await fleet.redis.zadd(keys.conversations, {conv: now_ms})
+        await fleet.redis.zadd(keys.queue, {keys.job_id(key): now_ms + 60_000})
     _write(path, {A: T2})
     await book.on_sighup()
     entry = await fleet.registry.get(A)
     assert entry.state == "active" and entry.fingerprint == fingerprint(T2)
     assert await fleet.redis.get(f"{fleet.prefix}:pause:{A}") is None
+    # The new token is used at once: the waiting head is due now, not a minute later.
+    assert (await fleet.redis.zscore(keys.queue, keys.job_id("waiting")) or 0) <= now_ms + 5_000
+    assert await fleet.redis.zscore(keys.queue, keys.job_id("other")) == now_ms + 60_000
 
 
 async def test_a_stored_token_wins_over_a_local_one(fleet: Fleet) -> None:
