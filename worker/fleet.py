@@ -110,3 +110,32 @@ class Fleet:
     async def leave(self, worker_id: str) -> None:
         """This worker stops (a clean exit is not a dead worker for a while)."""
         await self._redis.zrem(self._keys.workers, worker_id)
+
+
+class ReclaimGate:
+    """Whether this worker may judge others dead now.
+
+    Another worker's stale heartbeat proves it dead only if this one could have seen it beat:
+    after a Redis outage every worker's last beat is old, and the first to reconnect would
+    otherwise take back the jobs of workers that are alive and sending (doubles). So a worker
+    reclaims only once its own beats have gone through, without a failure or a gap (a beat
+    that hung while the Redis client retried), for longer than the staleness: long enough
+    for every live worker to have beaten again too."""
+
+    def __init__(self, stale_s: float, interval_s: float) -> None:
+        self._stale_s = stale_s
+        self._max_gap_s = 2 * interval_s
+        self._beating_since: float | None = None
+        self._last_ok: float | None = None
+
+    def beat(self, ok: bool, now: float) -> None:
+        """A beat of this worker went through (`ok`) or failed, at monotonic time `now`."""
+        if not ok:
+            self._beating_since = self._last_ok = None
+            return
+        if self._last_ok is None or now - self._last_ok > self._max_gap_s:
+            self._beating_since = now  # the first beat, or the first after a gap
+        self._last_ok = now
+
+    def open(self, now: float) -> bool:
+        return self._beating_since is not None and now - self._beating_since > self._stale_s

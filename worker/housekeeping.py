@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from ig_outbound.producers.outcome import OutcomeStatus
 from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import SWEEP
 from ig_outbound.worker import metrics
-from ig_outbound.worker.fleet import Fleet
+from ig_outbound.worker.fleet import Fleet, ReclaimGate
 from ig_outbound.worker.fleet_metrics import FleetMetrics
 from ig_outbound.worker.heartbeat_file import touch
 from ig_outbound.worker.lease import hold_lease
@@ -186,6 +187,8 @@ class Housekeeping:
         self._tasks: list[asyncio.Task[None]] = []
         self.worker_id = services.worker_id
         self._fleet = Fleet(services.redis, services.keys)
+        tuning = services.settings.worker
+        self._reclaim_gate = ReclaimGate(tuning.heartbeat_stale_s, tuning.heartbeat_interval_s)
         self.fleet_metrics = FleetMetrics(
             services.redis,
             services.keys,
@@ -215,9 +218,17 @@ class Housekeeping:
         path = self.s.settings.worker.heartbeat_file
         if path is not None:
             await asyncio.to_thread(touch, path)
-        await self._fleet.heartbeat(self.worker_id)
+        try:
+            await self._fleet.heartbeat(self.worker_id)
+        except Exception:
+            self._reclaim_gate.beat(False, time.monotonic())
+            raise
+        self._reclaim_gate.beat(True, time.monotonic())
         # Every live worker looks for dead ones each beat (the script is idempotent), so a
-        # killed worker's sends run again within seconds, whoever is alive.
+        # killed worker's sends run again within seconds, whoever is alive; but not right
+        # after Redis was away (see ReclaimGate).
+        if not self._reclaim_gate.open(time.monotonic()):
+            return
         workers, jobs = await self._fleet.reclaim(self.s.settings.worker.heartbeat_stale_s)
         if workers:
             metrics.RECLAIMED_JOBS.inc(jobs)

@@ -200,3 +200,34 @@ def test_a_paused_worker_is_reclaimed_and_its_late_send_is_counted_not_doubled_s
     assert ledger.deliveries[key] == 2
     assert ledger.ambiguous_counter == 1
     assert ledger.violations() == []
+
+
+def test_a_redis_outage_longer_than_the_staleness_reclaims_no_live_worker(
+    stack: ChaosStack,
+) -> None:
+    """Redis away for 6 s (twice the heartbeat staleness) while two workers each hold a send
+    in flight: when it is back, every last beat is old, yet no live worker's job is taken
+    back (a worker judges others dead only after its own beats went through for longer than
+    the staleness): each message reaches Graph once, nothing counted ambiguous."""
+    changes: dict[str, Any] = {
+        "ambiguous_policy": "resend",
+        "graph": {"read_timeout_s": 30},
+        "worker": {"job_timeout_s": 40},  # the sends outlive the outage
+    }
+    workers = [stack.start_worker(**changes) for _ in range(2)]
+    stack.wait_registered()
+    wait_until(lambda: stack.live_workers() == 2, 20, "both heartbeats")
+    keys = _keys("outage-reclaim", 2)
+    # Graph takes each message, then answers 12 s later: both sends stay in flight.
+    stack.control.script([{"status": 200, "code": None, "hang_s": 12}] * 2)
+    stack.enqueue([stack.intent(k, i) for i, k in enumerate(keys)])
+    wait_until(
+        lambda: all(stack.deliveries()[0][k] == 1 for k in keys), 20, "both messages at Graph"
+    )
+    stack.redis.restart(down_s=6.0)
+    wait_until(lambda: not _no_outcome(stack, keys), 60, "both outcomes")
+    assert all(w.alive() for w in workers), stack.log_tail()
+    deliveries, _ = stack.deliveries()
+    assert {k: deliveries[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert "dead_workers_reclaimed" not in stack.log_tail(200_000)
+    _assert_books_balance(stack, keys)

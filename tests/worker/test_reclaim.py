@@ -10,7 +10,7 @@ import zlib
 from typing import Any
 
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.worker.fleet import Fleet
+from ig_outbound.worker.fleet import Fleet, ReclaimGate
 from tests.worker.conftest import JobBench, ok
 
 STALE_S = 3.0
@@ -93,3 +93,27 @@ async def test_the_send_job_registers_while_it_runs(bench: JobBench) -> None:
     assert await bench.run("registered") == "sent"
     assert seen == [{b"registered": f"{bench.keys.job_id('registered')}#1".encode()}]
     assert await resolve(bench.redis.hgetall(running)) == {}  # gone once it ended
+
+
+def test_no_worker_judges_others_dead_right_after_redis_was_away() -> None:
+    """After an outage every last beat is old: a worker reclaims only once its own beats have
+    gone through for longer than the staleness (every live worker has beaten again by then)."""
+    gate = ReclaimGate(stale_s=3.0, interval_s=1.0)
+    assert not gate.open(0.0)  # never beaten: it cannot know
+    for t in (0.0, 1.0, 2.0, 3.0):
+        gate.beat(True, t)
+    assert not gate.open(2.0)
+    assert gate.open(3.5)
+    gate.beat(False, 4.0)  # Redis away: the beat failed
+    assert not gate.open(4.5)
+    gate.beat(True, 10.0)  # back: the others' beats are 6 s old, but so was this one's
+    assert not gate.open(12.0)
+    gate.beat(True, 11.0)
+    assert gate.open(13.1)
+    # A beat that hung (the client retried through an outage) and then went through is a
+    # gap too, not a continuous run of beats.
+    gate.beat(True, 20.0)
+    assert not gate.open(20.5)
+    for t in (21.0, 22.0, 23.0, 24.0):
+        gate.beat(True, t)
+    assert gate.open(24.0)
