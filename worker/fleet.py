@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ig_outbound.producers.keys import Keys
+from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import FLEET, HEARTBEAT, RECLAIM
 
 ENQUEUED = "enqueued"
@@ -108,8 +109,11 @@ class Fleet:
         return int(reply[0]), int(reply[1])
 
     async def leave(self, worker_id: str) -> None:
-        """This worker stops (a clean exit is not a dead worker for a while)."""
-        await self._redis.zrem(self._keys.workers, worker_id)
+        """This worker stops (a clean exit is not a dead worker for a while). Should its
+        running list still name a job (an entry whose removal failed), it stays listed and
+        is reclaimed like a dead worker's."""
+        if not await resolve(self._redis.hlen(self._keys.running(worker_id))):
+            await self._redis.zrem(self._keys.workers, worker_id)
 
 
 class ReclaimGate:

@@ -209,15 +209,22 @@ class Housekeeping:
             ),
             asyncio.create_task(_every(tuning.heartbeat_interval_s, self._heartbeat, "heartbeat")),
             asyncio.create_task(
+                _every(tuning.heartbeat_interval_s, self._touch_heartbeat_file, "heartbeat_file")
+            ),
+            asyncio.create_task(
                 _every(tuning.fleet_metrics_interval_s, self._fleet_metrics, "fleet_metrics")
             ),
         ]
 
-    async def _heartbeat(self) -> None:
-        # The file first: it must go on even while Redis is away.
+    async def _touch_heartbeat_file(self) -> None:
+        # Its own task, never waiting on Redis (a beat can hang while the client retries
+        # through an outage) nor on the thread pool (DNS lookups of media probes can fill
+        # it): a touch is one quick syscall, done on the loop itself.
         path = self.s.settings.worker.heartbeat_file
         if path is not None:
-            await asyncio.to_thread(touch, path)
+            touch(path)
+
+    async def _heartbeat(self) -> None:
         try:
             await self._fleet.heartbeat(self.worker_id)
         except Exception:

@@ -211,6 +211,9 @@ def _check_metrics_port(settings: WorkerConfig) -> None:
     addr = str(settings.metrics_addr)
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the exporter binds (SO_REUSEADDR): a restarted worker's own scrapes in
+        # TIME_WAIT must not look like another process holding the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((addr, settings.metrics_port))
         except OSError as exc:

@@ -25,7 +25,8 @@ health_app = typer.Typer(
 MaxAge = Annotated[
     float | None,
     typer.Option(
-        "--max-age", help="Seconds the heartbeat may be old (default: 6 heartbeat intervals)."
+        "--max-age",
+        help="Seconds the heartbeat file may be old (default: 6 heartbeat intervals, at least 30).",
     ),
 ]
 
@@ -58,7 +59,7 @@ def _live_facts(max_age: float | None) -> tuple[bool, dict[str, object]]:
     path = tuning.heartbeat_file
     if path is None:
         return False, {"error": "no_heartbeat_file", "setting": "worker.heartbeat_file"}
-    limit = max_age if max_age is not None else tuning.heartbeat_interval_s * 6
+    limit = max_age if max_age is not None else max(tuning.heartbeat_interval_s * 6, 30.0)
     age = age_s(path)
     if age is None:
         return False, {"error": "no_heartbeat", "file": path}

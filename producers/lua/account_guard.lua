@@ -26,8 +26,11 @@ local REAUTH_PAUSE = 'needs_reauth'
 local function release_reauth_pause(prefix, account)
   local pause = key_pause(prefix, account)
   if redis.call('GET', pause) ~= REAUTH_PAUSE then return end
-  redis.call('DEL', pause)
   local now, queue, cursor = now_ms(), key_queue(prefix), '0'
+  -- Heads deferred for the pause are due by its end (+1 s); one due later waits for
+  -- something else (not_before, a retry's backoff) and keeps its time.
+  local paused_until = now + math.max(redis.call('PTTL', pause), 0) + 1000
+  redis.call('DEL', pause)
   local mine = key_conversation(prefix, account, '*')
   repeat
     local page = redis.call('ZSCAN', key_conversations(prefix), cursor, 'MATCH', mine,
@@ -35,8 +38,11 @@ local function release_reauth_pause(prefix, account)
     cursor = page[1]
     for i = 1, #page[2], 2 do
       local head = redis.call('ZRANGE', page[2][i], 0, 0)[1]
-      -- XX: only a job that is queued; LT: only ever earlier (a later not_before stays).
-      if head then redis.call('ZADD', queue, 'XX', 'LT', now, key_job_id(prefix, head)) end
+      local job_id = head and key_job_id(prefix, head)
+      local due = job_id and tonumber(redis.call('ZSCORE', queue, job_id))
+      if due and due > now and due <= paused_until then
+        redis.call('ZADD', queue, now, job_id)
+      end
     end
   until cursor == '0'
 end

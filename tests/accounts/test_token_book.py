@@ -96,11 +96,13 @@ async def test_a_new_file_token_ends_needs_reauth(fleet: Fleet, tmp_path: Path) 
     # another account's, which must stay where it is.
     keys = Keys(fleet.prefix)
     now_ms = await fleet.registry.now_ms()
-    for account, key in ((A, "waiting"), ("17841499999999991", "other")):
+    # And one of A's due in 10 minutes for its own reason (a not_before): it keeps its time.
+    heads = ((A, "waiting", 60_000), ("17841499999999991", "other", 60_000), (A, "later", 600_000))
+    for account, key, ahead_ms in heads:
         conv = keys.conversation(account, f"id:1254477{key}")
         await fleet.redis.zadd(conv, {key: 1})
         await fleet.redis.zadd(keys.conversations, {conv: now_ms})
-        await fleet.redis.zadd(keys.queue, {keys.job_id(key): now_ms + 60_000})
+        await fleet.redis.zadd(keys.queue, {keys.job_id(key): now_ms + ahead_ms})
     _write(path, {A: T2})
     await book.on_sighup()
     entry = await fleet.registry.get(A)
@@ -109,6 +111,7 @@ async def test_a_new_file_token_ends_needs_reauth(fleet: Fleet, tmp_path: Path) 
     # The new token is used at once: the waiting head is due now, not a minute later.
     assert (await fleet.redis.zscore(keys.queue, keys.job_id("waiting")) or 0) <= now_ms + 5_000
     assert await fleet.redis.zscore(keys.queue, keys.job_id("other")) == now_ms + 60_000
+    assert await fleet.redis.zscore(keys.queue, keys.job_id("later")) == now_ms + 600_000
 
 
 async def test_a_stored_token_wins_over_a_local_one(fleet: Fleet) -> None:
