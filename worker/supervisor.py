@@ -142,11 +142,16 @@ class _Signals:
     def _note(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum
 
-    def wait(self, seconds: float) -> bool:
-        """Sleep `seconds` unless a signal comes first; True if one came."""
+    def wait(self, seconds: float, alive: Callable[[], None] | None = None) -> bool:
+        """Sleep `seconds` unless a signal comes first, calling `alive` about every second;
+        True if a signal came."""
         self.install()
         deadline = time.monotonic() + seconds
+        ticked = 0.0
         while time.monotonic() < deadline and self.received is None:
+            if alive is not None and time.monotonic() - ticked >= 1.0:
+                ticked = time.monotonic()
+                alive()
             time.sleep(0.05)
         if self.received is not None:
             log.info("worker_stopped_while_restarting", signal=self.received)
@@ -158,10 +163,13 @@ def run_supervised(
     settings_cls: type[Any],
     probe: Callable[[], None] | None = None,
     pool: Callable[[], Any] | None = None,
+    alive: Callable[[], None] | None = None,
 ) -> None:
     """Run the worker until a signal stops it, restarting it after Redis failures; raise
     `RedisUnusableError` when Redis cannot be used (see the module docstring). `pool` makes
-    each new worker's Redis client (else ARQ makes one from the settings class)."""
+    each new worker's Redis client (else ARQ makes one from the settings class). `alive` is
+    called between restarts (the heartbeat file: a process waiting out a Redis outage is
+    alive, and a liveness probe must not restart it for that)."""
     # Here, not at the top: the CLI's producer commands use `redis_problem` without loading
     # the worker's whole stack.
     from ig_outbound.worker.arq_worker import create_guarded_worker
@@ -189,6 +197,8 @@ def run_supervised(
                 delay = BACKOFF_START_S
             if reached:  # a start that keeps failing says so once, when it gives up
                 log.error("worker_lost_redis", error_type=problem.error_type, restart_in_s=delay)
-        if signals.wait(delay):
+        if alive is not None:
+            alive()
+        if signals.wait(delay, alive):
             return
         delay = min(delay * 2, BACKOFF_CAP_S)

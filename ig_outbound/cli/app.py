@@ -3,9 +3,11 @@ dlq, accounts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -187,6 +189,7 @@ def worker() -> None:
             WorkerSettings,
             probe=lambda: probe_redis(settings),
             pool=lambda: create_arq_pool(settings),
+            alive=_heartbeat_file_toucher(settings),
         )
     except RedisUnusableError as exc:
         problem = exc.problem
@@ -224,6 +227,20 @@ def _check_metrics_port(settings: WorkerConfig) -> None:
                     "message": f"cannot listen on {addr}:{settings.metrics_port}: {exc.strerror}",
                 }
             ) from None
+
+
+def _heartbeat_file_toucher(settings: WorkerConfig) -> Callable[[], None] | None:
+    from ig_outbound.worker.heartbeat_file import touch
+
+    path = settings.worker.heartbeat_file
+    if path is None:
+        return None
+
+    def alive() -> None:
+        with contextlib.suppress(OSError):  # a full disk must not stop the restarts
+            touch(path)
+
+    return alive
 
 
 def _check_metrics_accounts(settings: WorkerConfig) -> None:

@@ -149,3 +149,17 @@ def test_a_worker_that_stops_on_its_own_ends_the_supervisor(script: Script) -> N
     script.runs = [None]  # ARQ returned: a signal drained it
     run_supervised(object, probe=script.probe)
     assert script.calls == ["probe", "run"]
+
+
+def test_a_process_waiting_out_an_outage_still_says_it_is_alive(script: Script) -> None:
+    """Between restarts no ARQ worker (and so no heartbeat task) runs: the supervisor calls
+    `alive` (the heartbeat file) so a liveness probe does not restart a process that is only
+    waiting for Redis."""
+    lost: BaseException = RedisConnectionError("Connection closed by server.")
+    script.probes = [None, lost, lost, None, AuthenticationError("WRONGPASS")]
+    script.runs = [lost, lost]
+    beats: list[str] = []
+    with pytest.raises(RedisUnusableError):
+        run_supervised(object, probe=script.probe, alive=lambda: beats.append("alive"))
+    # Once after each failure, before waiting: four failures, four beats at least.
+    assert len(beats) >= 4
