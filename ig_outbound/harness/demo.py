@@ -303,6 +303,10 @@ def _start(
         key_prefix=f"igo-{run}",
         tokens={a.ig_id: SecretStr(a.token) for a in accounts},
         retry={"backoff_base_s": 0.2},
+        # Echoes come back within a fraction of a second here (loopback): a send in doubt
+        # (a 5xx Graph may have processed) waits 3 s for its echo, not the 15 s a real
+        # network's webhooks may need, before it is resent.
+        reconcile_grace_s=3.0,
         disclosure=disclosure_settings(disclosing),
         log_level="warning",
     )
@@ -342,7 +346,7 @@ def _workers(stack: ExitStack, settings: Settings, workers: int) -> None:
     stack.callback(lambda: [p.stop() for p in procs])
     _print(
         f"Workers    {workers} worker processes (ambiguous sends: {settings.ambiguous_policy}, "
-        "reconciled by echoes while the gateway runs)"
+        f"reconciled by echoes while the gateway runs, {settings.reconcile_grace_s:g} s grace)"
     )
 
 
