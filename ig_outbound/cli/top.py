@@ -36,6 +36,8 @@ other command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -94,8 +96,28 @@ async def _sample_once(settings: Settings, window: float, accounts: int) -> Flee
 async def _watch(
     settings: Settings, target: str, interval: float, window: float, accounts: int
 ) -> None:
-    """Redraw in place every `interval` until cancelled (Ctrl-C). The first sample's error
-    propagates (the caller prints it as one line); later ones show in the view."""
+    """Redraw in place every `interval` until Ctrl-C. The first sample's error propagates
+    (the caller prints it as one line); later ones show in the view.
+
+    Ctrl-C sets an event the view waits on, instead of asyncio's cancellation of the whole
+    task, which a library mid-call may swallow (the view would then need a second Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await _redraw(settings, target, interval, window, accounts, stop)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _redraw(
+    settings: Settings,
+    target: str,
+    interval: float,
+    window: float,
+    accounts: int,
+    stop: asyncio.Event,
+) -> None:
     from redis.exceptions import RedisError
     from rich.live import Live
 
@@ -111,7 +133,10 @@ async def _watch(
         view = await sample(redis, keys, settings, window, accounts)
         with Live(render(view, target, interval_s=interval), auto_refresh=False) as live:
             while True:
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+                if stop.is_set():
+                    return
                 error = None
                 try:
                     view = await sample(redis, keys, settings, window, accounts)
