@@ -10,22 +10,21 @@ from ig_outbound.gateway import metrics as gateway_metrics
 from ig_outbound.worker import metrics as worker_metrics
 from ig_outbound.worker.fleet_metrics import FLEET_METRICS
 
-_SUFFIXES = {
-    Counter: ("_total", "_created"),
-    Gauge: ("",),
-    Histogram: ("_bucket", "_count", "_sum", "_created"),
-}
+# The sample names each kind serves (`_created` samples are left out: nothing queries them).
+_SUFFIXES: tuple[tuple[type[MetricWrapperBase], tuple[str, ...]], ...] = (
+    (Counter, ("_total",)),
+    (Histogram, ("_bucket", "_count", "_sum")),
+    (Gauge, ("",)),
+)
 
 
 def _series(metric: MetricWrapperBase) -> set[str]:
     """The sample names one metric object serves (a counter `x_total`, a histogram's
     `_bucket`, `_count` and `_sum`)."""
     name = metric._name  # prometheus_client keeps the base name here
-    for kind, suffixes in _SUFFIXES.items():
+    for kind, suffixes in _SUFFIXES:
         if isinstance(metric, kind):
-            if kind is Counter:
-                return {name + "_total"}
-            return {name + suffix for suffix in suffixes if suffix != "_created"}
+            return {name + suffix for suffix in suffixes}
     return {name}
 
 
@@ -40,8 +39,7 @@ def _defined_in(module: object) -> set[str]:
 
 def worker_series() -> set[str]:
     """What a worker process serves (the fleet's series only while it holds the lease)."""
-    fleet = {name for name in FLEET_METRICS}
-    return _defined_in(worker_metrics) | fleet
+    return _defined_in(worker_metrics) | set(FLEET_METRICS)
 
 
 def gateway_series() -> set[str]:
