@@ -408,11 +408,19 @@ class TmuxTop:
             # a moment later: wait for the status (or the signal that killed it).
             shown = self._tmux("display-message", "-p", "-t", self.session, end)
             dead, status, signal = shown.strip().split(":")
-            found[:] = [status, signal]
+            found[:] = [dead, status, signal]
             return dead == "1" and bool(status or signal)
 
-        wait_until(ended, 10.0, "top to end after Ctrl-C", poll_s=0.1)
-        status, signal = found
+        try:
+            # Twice in a full suite the pane had not ended 10 s after Ctrl-C (cause not
+            # known yet): wait longer, and say what tmux reports if it still has not.
+            wait_until(ended, 30.0, "top to end after Ctrl-C", poll_s=0.1)
+        except TimeoutError:
+            raise AssertionError(
+                f"top did not end after Ctrl-C (pane dead, status, signal: {found}); the pane "
+                f"shows:\n{self.screen()}"
+            ) from None
+        _, status, signal = found
         assert status, f"top was killed by signal {signal}; the pane shows:\n{self.screen()}"
         return int(status)
 
