@@ -60,6 +60,7 @@ from bench.harness import (
     snapshot,
     start_stack,
     start_workers,
+    sync_reply,
     text_intent,
     wait_for,
     wait_outcomes,
@@ -68,10 +69,11 @@ from bench.throughput import PhaseResult, run_floor, run_ours
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl
 from ig_outbound.emulator.config import CommentConfig, RateLimitConfig
 from ig_outbound.producers.enqueue import SyncOutboundClient
+from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.outcome import Outcome
 from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.worker.limiter import budgets
-from ig_outbound.worker.settings import RateSettings
+from ig_outbound.worker.settings import RateSettings, WorkerTuning
 
 SUB_BENCHMARKS = ("precision", "burst", "latency", "fairness", "scaling")
 META_WINDOW_S = {"light": 1.0, "media": 1.0, "private_reply": 3600.0}
@@ -135,8 +137,9 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _our_pace(rate: RateSettings) -> dict[str, dict[str, float]]:
-    """Per class what our limiter allows: sends per window, window, and the steady pace."""
+def _our_pace(rate: RateSettings, transit_ms: int | None = None) -> dict[str, dict[str, float]]:
+    """Per class what our limiter allows (with a transit allowance of `transit_ms`, default
+    the maximum): sends per window, window, and the steady pace."""
     return {
         cls.value: {
             "limit": b.limit,
@@ -144,8 +147,26 @@ def _our_pace(rate: RateSettings) -> dict[str, dict[str, float]]:
             "interval_ms": round(b.interval_ms, 3),
             "pace_per_s": round(1000 / b.interval_ms, 3),
         }
-        for cls, b in budgets(rate).items()
+        for cls, b in budgets(rate, transit_ms).items()
     }
+
+
+def replace_rate(rate: RateSettings, **changes: Any) -> RateSettings:
+    return RateSettings.model_validate({**rate.model_dump(), **changes})
+
+
+def _fleet_transit_ms(run: BenchRun, keys: Keys) -> int | None:
+    """The transit allowance the fleet's windows use now (the largest a live worker measured)."""
+    raw = sync_reply(run.r.hvals(keys.transit))
+    values = [int(v) for v in raw]
+    return max(values) if values else None
+
+
+def _after_warmup(times: Sequence[float], warmup_s: float) -> int:
+    """How many of `times` fall within `warmup_s` of the first (the limiter's windows start at
+    the maximum transit allowance until the workers have measured one)."""
+    ordered = sorted(times)
+    return bisect_left(ordered, ordered[0] + warmup_s) if ordered else 0
 
 
 # --- 1. precision --------------------------------------------------------------------------
@@ -188,7 +209,7 @@ def _job_runs(before: Snapshot, after: Snapshot) -> int:
 
 def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
     meta = _meta(args)
-    light, media, pr = make_accounts(3, 0)
+    light, media, pr, warm_account = make_accounts(4, 0)
     now = time.time()
     comments = [
         CommentConfig(
@@ -200,18 +221,39 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.pr_n)
     ]
     rate = RateSettings(private_replies_per_h=args.pr_per_h)
-    pace = _our_pace(rate)
+    if args.transit_fixed_ms is not None:
+        fixed = args.transit_fixed_ms
+        rate = replace_rate(rate, transit_measured=False, transit_min_ms=0, transit_max_ms=fixed)
     with ExitStack() as stack:
         run = _start_stack(
             stack,
             args,
-            [light, media, pr],
+            [light, media, pr, warm_account],
             comments=comments,
             rate_limits=RateLimitConfig(enabled=True, private_replies_per_h=args.pr_per_h),
         )
         env = {"IG_OUTBOUND_RATE__PRIVATE_REPLIES_PER_H": str(args.pr_per_h)}
+        if args.transit_fixed_ms is not None:
+            env["IG_OUTBOUND_RATE__TRANSIT_MEASURED"] = "false"
+            env["IG_OUTBOUND_RATE__TRANSIT_MIN_MS"] = "0"
+            env["IG_OUTBOUND_RATE__TRANSIT_MAX_MS"] = str(args.transit_fixed_ms)
         procs, client, keys = start_workers(stack, run, args.workers, "precision", env)
+        if args.transit_ms or args.transit_jitter_ms:
+            # Requests reach Graph late by a random amount: what the allowance must cover.
+            run.control.set_faults(
+                transit_ms=args.transit_ms, transit_jitter_ms=args.transit_jitter_ms, seed=13
+            )
         tag = f"p-{run.run_id}"
+        # A running fleet has measured its transit allowance before a flood comes (the
+        # enqueue script spaces a backlog by the allowance it knows then): warm it up on an
+        # account of its own, then give the heartbeats time to share the measurement.
+        warmup = [
+            text_intent(f"w-{run.run_id}-{i}", warm_account.ig_id, f"39{i:08d}", f"w-{i} warm-up")
+            for i in range(args.warmup)
+        ]
+        enqueue_chunked(client, warmup, args.chunk)
+        wait_outcomes(run, keys, len(warmup), procs, "the warm-up outcomes")
+        time.sleep(3 * WorkerTuning().heartbeat_interval_s)
         intents: list[dict[str, Any]] = [
             text_intent(f"{tag}-l{i}", light.ig_id, f"30{i:08d}", f"{tag}-l{i} light flood")
             for i in range(args.light_n)
@@ -240,13 +282,15 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         total = len(intents)
         before = snapshot(run.r, procs.pids(), run.emulator_pid)
         enqueue_chunked(client, intents, args.chunk)
-        wait_outcomes(run, keys, total, procs, "the precision outcomes")
+        wait_outcomes(run, keys, total + len(warmup), procs, "the precision outcomes")
         after = snapshot(run.r, procs.pids(), run.emulator_pid)
+        transit_ms = _fleet_transit_ms(run, keys)
         elapsed = after.at - before.at
         _all_sent(read_outcomes(run.r, keys, tag), total, "precision")
         stats = run.control.stats()
         calls = run.control.calls()["calls"]
         procs.stop()
+    pace = _our_pace(rate, transit_ms)
     limits = {"light": 100.0, "media": 10.0, "private_reply": float(args.pr_per_h)}
     accounts = {"light": light.ig_id, "media": media.ig_id, "private_reply": pr.ig_id}
     if args.plots is not None:
@@ -267,7 +311,8 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         # Recipients are <2-4 digit class marker><index>: the index is the enqueue order.
         skip = 4 if cls == "private_reply" else 2
         overtaken = _overtaken(mine, skip)
-        sustained, span = _sustained(times, rate.burst)
+        warm = max(rate.burst, _after_warmup(times, args.warmup_s)) if cls != "private_reply" else 0
+        sustained, span = _sustained(times, warm)
         gaps, lost = _slot_gaps(times, rate.burst, pace[cls]["interval_ms"] / 1000)
         limit_per_s = limits[cls] / META_WINDOW_S[cls]
         classes[cls] = {
@@ -297,7 +342,10 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 3),
         "pr_per_h": args.pr_per_h,
         "utilization": rate.utilization,
-        "window_margin_ms": rate.window_margin_ms,
+        "transit_injected_ms": [args.transit_ms, args.transit_ms + args.transit_jitter_ms],
+        "transit_allowance_ms": transit_ms,
+        "transit_max_ms": rate.transit_max_ms,
+        "sustained_after_s": args.warmup_s,
         "burst": rate.burst,
         "classes": classes,
         "violations": stats["violations"],
@@ -310,6 +358,11 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         f"precision  {total} intents, {args.workers} workers, {elapsed:.1f} s; "
         f"violations {stats['violations']}, rejected {stats['rejected']}, "
         f"ARQ re-runs/intent {result['reruns_per_intent']:g}"
+    )
+    print(
+        f"  transit injected {args.transit_ms:g}..{args.transit_ms + args.transit_jitter_ms:g} ms;"
+        f" the fleet's measured allowance {transit_ms} ms (max {rate.transit_max_ms}); "
+        f"rates sustained after the first {args.warmup_s:g} s"
     )
     for cls, c in classes.items():
         window = "1 s" if c["meta_window_s"] == 1.0 else "1 h"
@@ -751,6 +804,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--pr-per-h", type=int, default=7200, help="precision: private-reply limit per hour"
     )
+    p.add_argument("--transit-ms", type=float, default=0.0, help="precision: injected transit")
+    p.add_argument(
+        "--transit-jitter-ms", type=float, default=20.0, help="precision: transit jitter (0..N)"
+    )
+    p.add_argument(
+        "--transit-fixed-ms",
+        type=int,
+        default=None,
+        help="precision: a fixed transit allowance instead of the measured one",
+    )
+    p.add_argument(
+        "--warmup-s", type=float, default=2.0, help="precision: sustained rate after this"
+    )
     p.add_argument("--burst-n", type=int, default=20_000, help="burst: replies")
     p.add_argument("--burst-accounts", type=int, default=200, help="burst: accounts")
     p.add_argument("--floor-n", type=int, default=2000, help="burst: bare-ARQ floor N (0: skip)")
@@ -779,6 +845,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sizes = [args.workers, args.chunk, args.warmup, args.light_n, args.media_n, args.pr_n]
     sizes += [args.pr_per_h, args.burst_n, args.burst_accounts, args.latency_accounts]
     sizes += [args.fair_backlog, args.fair_reps, args.scaling_n, args.scaling_accounts, *ks]
+    if args.transit_ms < 0 or args.transit_jitter_ms < 0 or args.warmup_s < 0:
+        p.error("--transit-ms, --transit-jitter-ms and --warmup-s must be >= 0")
     if min(sizes) < 1 or args.floor_n < 0 or args.latency_rate <= 0 or args.latency_s <= 0:
         p.error("sizes, counts and rates must be >= 1 (--floor-n >= 0)")
     if args.latency_accounts > 9:

@@ -86,8 +86,13 @@ class CommentConfig(_Strict):
 class FaultSettings(_Strict):
     """Injected misbehaviour. Rates are probabilities per call, drawn from a seeded RNG."""
 
+    # Slept after the call's arrival time is taken: a slow Graph (processing time).
     latency_ms: float = Field(default=0.0, ge=0.0)
     latency_jitter_ms: float = Field(default=0.0, ge=0.0)
+    # Slept before the arrival time is taken: a request delayed on its way (network transit),
+    # so it reaches the rate windows late by a random amount.
+    transit_ms: float = Field(default=0.0, ge=0.0)
+    transit_jitter_ms: float = Field(default=0.0, ge=0.0)
     error_5xx_rate: Rate = 0.0
     # Graph answers code 2 ("service temporarily unavailable") or 1 ("unknown") on its 500s.
     error_5xx_code: Annotated[int, Field(ge=1, le=2)] = 2

@@ -331,6 +331,11 @@ class SendPipeline:
         self.checks = list(checks)
 
     async def handle(self, request: Request) -> Response:
+        transit = self.state.transit_s()
+        if transit > 0:
+            # The request "arrives" only now: its arrival time (and rate window) moves too.
+            self.state.count_fault("transit")
+            await asyncio.sleep(transit)
         ctx = await read_context(request)
         latency = self.state.latency_s()
         if latency > 0:

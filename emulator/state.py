@@ -470,6 +470,12 @@ class EmulatorState:
             jitter = self.rng.uniform(0.0, f.latency_jitter_ms) if f.latency_jitter_ms else 0.0
             return (f.latency_ms + jitter) / 1000.0
 
+    def transit_s(self) -> float:
+        with self.lock:
+            f = self.faults
+            jitter = self.rng.uniform(0.0, f.transit_jitter_ms) if f.transit_jitter_ms else 0.0
+            return (f.transit_ms + jitter) / 1000.0
+
     def count_fault(self, kind: str) -> None:
         with self.lock:
             self._faults_injected[kind] += 1

@@ -39,6 +39,7 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "sweep_cursor": "{prefix}:sweep:cursor",
         "workers": "{prefix}:workers",
         "running": "{prefix}:running:{worker}",
+        "transit": "{prefix}:transit",
         "fleet_lease": "{prefix}:fleet:lease",
         "conversation": "{prefix}:conv:{account}:{recipient}",
         "echoes": "{prefix}:echo:{account}:{recipient}",
@@ -156,6 +157,12 @@ class Keys:
     def workers(self) -> str:
         """Sorted set: worker id -> its last heartbeat (Redis ms); stale entries are trimmed."""
         return self._key("workers")
+
+    @property
+    def transit(self) -> str:
+        """Hash: worker id -> the transit allowance (ms) it measured; the fleet's rate windows
+        use the largest of the live workers' (`producers/lua/heartbeat.lua`)."""
+        return self._key("transit")
 
     def running(self, worker_id: str) -> str:
         """Hash: idempotency key -> journal owner (job id + try) of every job this worker

@@ -42,6 +42,9 @@ class RedisClock:
     def now_ms(self) -> int:
         return int(time.time() * 1000 + self.offset_ms)
 
+    def now_ms_exact(self) -> float:
+        return time.time() * 1000 + self.offset_ms
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.now_ms() / 1000, UTC)
 

@@ -98,9 +98,22 @@ class Fleet:
             counters=_mapping(data.get("counters")),
         )
 
-    async def heartbeat(self, worker_id: str) -> None:
-        """This worker is alive (on Redis's clock)."""
-        await self._beat(keys=[self._keys.workers], args=[worker_id])
+    async def heartbeat(
+        self, worker_id: str, transit_ms: int | None = None, heartbeat_stale_s: float = 3.0
+    ) -> int | None:
+        """This worker is alive (on Redis's clock) and measured a transit allowance of
+        `transit_ms` (None: not yet); answers the fleet's (the largest among live workers;
+        None while none has measured one)."""
+        reply = await self._beat(
+            keys=[self._keys.workers, self._keys.transit],
+            args=[
+                worker_id,
+                "" if transit_ms is None else int(transit_ms),
+                int(heartbeat_stale_s * 1000),
+            ],
+        )
+        fleet = int(reply)
+        return None if fleet < 0 else fleet
 
     async def reclaim(self, heartbeat_stale_s: float) -> tuple[int, int]:
         """Take back the jobs of workers whose heartbeat is older than `heartbeat_stale_s`
@@ -114,6 +127,7 @@ class Fleet:
         is reclaimed like a dead worker's."""
         if not await resolve(self._redis.hlen(self._keys.running(worker_id))):
             await self._redis.zrem(self._keys.workers, worker_id)
+        await resolve(self._redis.hdel(self._keys.transit, worker_id))
 
 
 class ReclaimGate:

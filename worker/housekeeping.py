@@ -225,12 +225,20 @@ class Housekeeping:
             touch(path)
 
     async def _heartbeat(self) -> None:
+        tuning = self.s.settings.worker
         try:
-            await self._fleet.heartbeat(self.worker_id)
+            fleet_transit_ms = await self._fleet.heartbeat(
+                self.worker_id, self.s.transit.allowance_ms(), tuning.heartbeat_stale_s
+            )
         except Exception:
             self._reclaim_gate.beat(False, time.monotonic())
             raise
         self._reclaim_gate.beat(True, time.monotonic())
+        if fleet_transit_ms is None:  # nobody has measured one: the maximum
+            fleet_transit_ms = self.s.settings.rate.transit_max_ms
+        if self.s.limiter.set_transit_ms(fleet_transit_ms):
+            metrics.TRANSIT_ALLOWANCE_SECONDS.set(self.s.limiter.transit_ms / 1000)
+            await self.s.limiter.publish()  # the enqueue script's slot spacing follows
         # Every live worker looks for dead ones each beat (the script is idempotent), so a
         # killed worker's sends run again within seconds, whoever is alive; but not right
         # after Redis was away (see ReclaimGate).

@@ -227,6 +227,8 @@ class _SendRun:
         self.body: dict[str, Any]
         self.enqueued_ms: int | None = None
         self.attempts = 0
+        # The fleet's sends in the rate window when this run took its slot (None: no slot).
+        self.sends_in_window: int | None = None
         # The journal phase this run is in: the disclosure (before) or the message.
         self.phase: Phase = MESSAGE
         # A disclosure that goes inside the message itself (a private reply: one per comment).
@@ -273,8 +275,12 @@ class _SendRun:
     async def _send(self, deadline: datetime) -> NoReturn:
         """One phase's send: a rate slot and the journal's lease (one call), the request, its
         answer (which always ends the phase: an outcome, a re-run, or `_DisclosureSent`)."""
-        await self._begin(deadline)
+        admitted_ms = await self._begin(deadline)
         result = await self.s.graph.send_message(self.intent.account_id, self.body, self.cred.token)
+        if admitted_ms is not None and result.http_status is not None:
+            # Its slot's admission (Redis's clock) -> Graph's answer: what the transit
+            # allowance is measured on.
+            self.s.transit.observe(self.s.clock.now_ms_exact() - admitted_ms)
         self._count_request(result)
         await self._handle(result, deadline)
 
@@ -430,12 +436,13 @@ class _SendRun:
         park_until = min(self.s.clock.now() + timedelta(seconds=PARK_S), deadline)
         return int(park_until.timestamp() * 1000) + 50
 
-    async def _begin(self, deadline: datetime) -> None:
+    async def _begin(self, deadline: datetime) -> float | None:
         """Take a send slot of the account's budget (fleet-wide) and the journal's lease, in
         one script call after the record's checks; or wait for the slot.
 
         A short wait is slept here; a longer one (a backlog, a pause) defers the job to its
-        reserved slot, which frees this worker and spends no attempt."""
+        reserved slot, which frees this worker and spends no attempt. Answers when (Redis ms)
+        the slot was taken, if the send follows it at once."""
         key = self.intent.idempotency_key
         park_until_ms = self._park_until_ms(deadline)
         cls = self._rate_class()
@@ -443,7 +450,7 @@ class _SendRun:
         while True:
             # After a few short waits it gives up its place and reserves a new slot.
             reserve = sleeps >= MAX_SLOT_SLEEPS
-            slot = self.s.limiter.slot(
+            slot =  self.s.limiter.slot(
                 self.intent.account_id, cls, f"{self.owner}:{time.monotonic_ns()}",
                 reserve=reserve,
             )  # fmt: skip
@@ -471,10 +478,13 @@ class _SendRun:
             raise self._defer(begin.retry_in_s + 0.05, deadline, "send_in_progress")
         if begin.verdict not in ("go", "busy"):
             await self._preflight_ended(begin)
+        self.sends_in_window = begin.sends_in_window
         if self.phase == MESSAGE:
             self.attempts = begin.attempt
             if begin.attempt == 1:
                 self._observe_queue_wait()
+        # (A take-over's `go` took no slot: its send follows a settling, not an admission.)
+        return begin.at_ms if begin.sends_in_window is not None else None
 
     def _observe_queue_wait(self) -> None:
         """Enqueue (or not_before, when later) to the first send attempt of its message."""
@@ -635,9 +645,16 @@ class _SendRun:
         return f"disclosure_failed:{reason}" if self.phase == DISCLOSURE else reason
 
     async def _heed_usage(self, result: GraphResult) -> None:
-        """Meta's usage header near 100 %: slow the account fleet-wide for a while."""
+        """Meta's usage header near 100 % while someone else spends the account's budget
+        (the usage is well above the fleet's own sends in the window): slow the account
+        fleet-wide for a while. The fleet's own full pace alone reads near 100 %, and is no
+        reason to slow down (the rate windows keep it under the limit)."""
         usage = max_usage_pct(result.usage)
-        slow = usage >= self.s.settings.rate.slowdown_usage_pct
+        rate = self.s.settings.rate
+        slow = usage >= rate.slowdown_usage_pct
+        if slow and self.sends_in_window is not None:
+            own = self.s.limiter.own_usage_pct(self._rate_class(), self.sends_in_window)
+            slow = usage - own >= rate.slowdown_others_pct
         if slow and await self.s.limiter.slow_down(self.intent.account_id):
             metrics.ACCOUNT_SLOWDOWNS.inc()
             log.warning("account_slowed", account=self.intent.account_id, usage_pct=usage)

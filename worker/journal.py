@@ -58,6 +58,10 @@ class Begin:
     ambiguous_for_s: float = 0.0
     # For `decided`: what triggers the disclosure (state `queued`), if anything.
     trigger: str | None = None
+    # For `go` with a slot: the fleet's sends in the account's rate window, this one included.
+    sends_in_window: int | None = None
+    # For `go`: when it was said (Redis ms): the slot's admission time.
+    at_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,14 @@ class Journal:
         )  # fmt: skip
         verdict, detail = _s(reply[0]), _s(reply[1])
         if verdict == "go":
-            return Begin("go", attempt=int(detail))
+            in_window = _s(reply[2]) if len(reply) > 2 else ""
+            at_ms = _s(reply[3]) if len(reply) > 3 else ""
+            return Begin(
+                "go",
+                attempt=int(detail),
+                sends_in_window=int(in_window) if in_window else None,
+                at_ms=int(at_ms) if at_ms else None,
+            )
         if verdict == "busy":
             return Begin("busy", retry_in_s=int(detail) / 1000)
         if verdict == "wait":

@@ -8,7 +8,8 @@ Two parts, both atomic Lua on Redis time, so every worker on every machine share
   reserves a slot for every conversation head and queues its job at that time, so a backlog of
   one account sits in the future of the ARQ queue and never hides another account's intents.
 * **Enforcement (sliding window).** `<p>:win:<account>:<class>` logs the sends of the last
-  window; a send goes only if fewer than `limit x utilization` are in it, else the job
+  window (Meta's window + the fleet's transit allowance, worker/transit.py); a send goes only
+  if fewer than `limit x utilization` are in it, else the job
   reserves a slot and waits for it (once, almost always). This is the hard guarantee: never
   more than the limit in any window, whatever pauses, retries or restarts did to the schedule.
   The send job takes its place in the journal's begin script (`RateLimiter.slot`), after the
@@ -65,10 +66,14 @@ class Slot:
         ]  # fmt: skip
 
 
-def budgets(rate: RateSettings) -> dict[RateClass, Budget]:
+def budgets(rate: RateSettings, transit_ms: int | None = None) -> dict[RateClass, Budget]:
+    """Each class's budget with a transit allowance of `transit_ms` (default: the maximum,
+    what a worker uses before the fleet has measured one)."""
+    margin_ms = rate.transit_max_ms if transit_ms is None else transit_ms
+
     def budget(per_window: float, meta_window_ms: int, burst: int | None = None) -> Budget:
         limit = max(1, int(per_window * rate.utilization))
-        window_ms = meta_window_ms + rate.window_margin_ms
+        window_ms = meta_window_ms + margin_ms
         return Budget(
             limit=limit,
             window_ms=window_ms,
@@ -92,6 +97,7 @@ class RateLimiter:
         self._redis = redis
         self._keys = keys
         self._rate = rate
+        self._transit_ms = rate.transit_max_ms
         self._budgets = budgets(rate)
         self._acquire = redis.register_script(RATE_ACQUIRE.source)
 
@@ -102,6 +108,22 @@ class RateLimiter:
             mapping[f"{cls.value}_interval_ms"] = f"{b.interval_ms:.3f}"
             mapping[f"{cls.value}_burst"] = str(b.burst)
         await resolve(self._redis.hset(self._keys.rates, mapping=mapping))
+
+    @property
+    def transit_ms(self) -> int:
+        return self._transit_ms
+
+    def set_transit_ms(self, transit_ms: int) -> bool:
+        """Use the fleet's transit allowance (from the heartbeat); True if it changed (then
+        the slot spacing must be published again). Kept within the settings' bounds, so a
+        bad value in Redis can only make the windows as wide as configured."""
+        rate = self._rate
+        clamped = max(rate.transit_min_ms, min(rate.transit_max_ms, transit_ms))
+        if clamped == self._transit_ms:
+            return False
+        self._transit_ms = clamped
+        self._budgets = budgets(rate, clamped)
+        return True
 
     def slot(self, account_id: str, cls: RateClass, member: str, *, reserve: bool = False) -> Slot:
         """A slot request for `Journal.begin` (the same rule as `acquire`, one round trip
@@ -129,6 +151,17 @@ class RateLimiter:
         )  # fmt: skip
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         return 0.0 if verdict == "go" else max(int(reply[1]), 1) / 1000
+
+    def own_usage_pct(self, cls: RateClass, sends_in_window: int) -> float:
+        """The fleet's own sends in a class's window as a share of Meta's limit, in percent
+        (to weigh Meta's usage header against: the rest is someone else's)."""
+        rate = self._rate
+        per_window = {
+            RateClass.LIGHT: rate.light_per_s,
+            RateClass.MEDIA: rate.media_per_s,
+            RateClass.PRIVATE_REPLY: rate.private_replies_per_h,
+        }[cls]
+        return 100.0 * sends_in_window / per_window
 
     async def slow_down(self, account_id: str) -> bool:
         """Scale the account down for a while; True if it was not slowed already."""

@@ -65,6 +65,11 @@ ACCOUNT_PAUSES = Counter(
     "ig_outbound_account_pauses_total", "Fleet-wide account pauses started, by reason.", ["reason"]
 )
 JOBS_IN_FLIGHT = Gauge("ig_outbound_jobs_in_flight", "Send jobs running in this process.")
+TRANSIT_ALLOWANCE_SECONDS = Gauge(
+    "ig_outbound_transit_allowance_seconds",
+    "The transit allowance this worker's rate windows add to Meta's window: the largest "
+    "round-trip spread measured among live workers (worker/transit.py).",
+)
 RATE_WAITS = Counter(
     "ig_outbound_rate_waits_total",
     "Short in-process waits for a reserved rate slot, by rate class.",

@@ -16,6 +16,7 @@ from ig_outbound.worker.media import MediaPolicy
 from ig_outbound.worker.pauses import Pauses
 from ig_outbound.worker.settings import Settings
 from ig_outbound.worker.tokens import TokenBook
+from ig_outbound.worker.transit import TransitMeter
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
     limiter: RateLimiter
     clock: RedisClock
     media: MediaPolicy
+    transit: TransitMeter
     # This process in the fleet: its heartbeat, its running jobs, its leases.
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -62,6 +64,7 @@ class Services:
             limiter=RateLimiter(redis, keys, settings.rate),
             clock=RedisClock(redis),
             media=MediaPolicy(redis, keys, settings.media),
+            transit=TransitMeter(settings.rate),
         )
 
     def lease_s(self) -> float:

@@ -11,7 +11,15 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from ig_outbound.accounts.settings import AccountToolSettings
 from ig_outbound.producers.window import (
@@ -42,12 +50,17 @@ class RateSettings(BaseModel):
     light_per_s: float = Field(default=100.0, gt=0)
     media_per_s: float = Field(default=10.0, gt=0)
     private_replies_per_h: float = Field(default=750.0, gt=0)
-    # Fraction of each limit the fleet aims at: the margin absorbs network jitter between
-    # our send decision and Meta's clock.
-    utilization: float = Field(default=0.95, gt=0, le=1)
-    # The limiter counts sends over the window plus this margin, so requests delayed on
-    # their way (network, a busy host) still never crowd into one of Meta's windows.
-    window_margin_ms: int = Field(default=100, ge=0, le=10_000)
+    # Fraction of each limit the fleet may use (less leaves room for another app sending
+    # with the same account). The transit allowance, not this, absorbs network jitter.
+    utilization: float = Field(default=1.0, gt=0, le=1)
+    # The limiter counts sends over Meta's window plus a transit allowance, so requests
+    # delayed on their way never crowd into one of Meta's windows at arrival
+    # (worker/transit.py): the spread of the sends' measured round trips, at least
+    # `transit_min_ms`, at most `transit_max_ms` (which is used until measured, and always
+    # when `transit_measured` is off).
+    transit_measured: bool = True
+    transit_min_ms: int = Field(default=2, ge=0, le=10_000)
+    transit_max_ms: int = Field(default=100, ge=0, le=10_000)
     # Sends that may leave back to back before spacing applies (GCRA burst tolerance) in
     # the per-second classes. 1 spaces every send: bursts above it would only meet a full
     # window and wait.
@@ -55,8 +68,17 @@ class RateSettings(BaseModel):
     # `X-Business-Use-Case-Usage` at or above this slows the account by `slowdown_factor`
     # for `slowdown_s` (someone else may be using the same account's budget).
     slowdown_usage_pct: float = Field(default=98.0, gt=0, le=100)
+    # ... but only when the usage is at least this many points above the fleet's own share
+    # of the window (worker/job.py `_heed_usage`): the fleet's own pace is not a reason.
+    slowdown_others_pct: float = Field(default=5.0, ge=0, le=100)
     slowdown_factor: float = Field(default=0.5, gt=0, le=1)
     slowdown_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _transit_bounds(self) -> RateSettings:
+        if self.transit_min_ms > self.transit_max_ms:
+            raise ValueError("rate.transit_min_ms must not exceed rate.transit_max_ms")
+        return self
 
 
 class WindowSettings(BaseModel):

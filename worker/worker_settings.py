@@ -118,6 +118,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     await tokens.start()
     await _publish(services)
     _publish_limits(settings)
+    metrics.TRANSIT_ALLOWANCE_SECONDS.set(services.limiter.transit_ms / 1000)
     refresher = Refresher(
         tokens, GraphAdmin(settings.graph), account_pause_s=settings.retry.account_pause_s
     )

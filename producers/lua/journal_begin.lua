@@ -10,7 +10,8 @@
 -- ARGV[9] the account ('' = take no rate slot), ARGV[10] its rate class, ARGV[11..16] the
 -- slot (rate_window.lua `admit`): limit, window ms, interval ms, burst, member, slowdown
 -- factor, ARGV[17] '1' = reserve a new slot if the window is full.
--- -> {'go', attempts} | {'busy', ms_left} | {'wait', ms} (no slot: nothing changed) |
+-- -> {'go', attempts, the rate window's sends incl. this one ('' without a slot), now ms} |
+--    {'busy', ms_left} | {'wait', ms} (no slot: nothing changed) |
 --    {'ambiguous', attempts, last send start ms, ms since it became ambiguous} (the slot is
 --    taken: a take-over then takes none) | a preflight reply (preflight.lua) | {'done', state}
 --    when the phase has ended (a disclosure `sent` or `none`)
@@ -30,13 +31,15 @@ if state == 'sending' or state == 'unconfirmed' then
   end
   ambiguous = ARGV[3] ~= '1'
 end
+local in_window = ''
 if ARGV[9] ~= '' then
   local account, class = ARGV[9], ARGV[10]
-  local wait = admit(key_rate_window(ARGV[6], account, class),
+  local wait, sends = admit(key_rate_window(ARGV[6], account, class),
     key_rate_tat(ARGV[6], account, class), key_pause(ARGV[6], account),
     key_slow(ARGV[6], account), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]),
     tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16]), ARGV[17] == '1', now)
   if wait then return {'wait', string.format('%d', wait)} end
+  in_window = tostring(sends)
 end
 if ambiguous then
   local since = tonumber(f.unconfirmed_since or '0')
@@ -52,4 +55,4 @@ redis.call('HSET', KEYS[1], p .. 'state', 'sending', p .. 'lease_until',
   now + tonumber(ARGV[1]), p .. 'owner', ARGV[2], p .. 'sending_since', now, p .. 'attempts',
   attempts)
 if f.unconfirmed_since then redis.call('HDEL', KEYS[1], p .. 'unconfirmed_since') end
-return {'go', tostring(attempts)}
+return {'go', tostring(attempts), in_window, tostring(now)}

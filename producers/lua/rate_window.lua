@@ -1,7 +1,7 @@
 -- Library: the rate limiter's enforcement (worker/limiter.py), shared by rate_acquire.lua and
 -- the journal's begin script, which takes the slot in the same call as the send's lease.
 -- `admit(win, tat, pause, slow, limit, window, interval, burst, member, factor, renew, now)`
---   -> nil (admitted: the send is counted in the window) | ms to wait
+--   -> nil, sends in the window with this one (admitted: the send is counted) | ms to wait
 -- A full window usually means this send came a hair early for its own reserved slot (ARQ's
 -- poll, a busy host): it waits for the window's oldest send to age out, keeping its place.
 -- Only a send that keeps finding the window full (`renew`) reserves a new slot (gcra.lua).
@@ -33,7 +33,9 @@ local function admit(win, tat, pause, slow, limit, window, interval, burst, memb
       redis.call('SET', tat, string.format('%.3f', now + interval), 'PX',
         math.floor(60000 + interval))
     end
-    return nil
+    -- The fleet's own sends in the window (untrimmed entries are older): the job weighs
+    -- Meta's usage header against it (someone else spending the account's budget?).
+    return nil, redis.call('ZCOUNT', win, '(' .. (now - window), '+inf')
   end
   local oldest = tonumber(redis.call('ZRANGE', win, 0, 0, 'WITHSCORES')[2])
   if not renew then return oldest + window - now + 1 end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -138,6 +139,18 @@ def test_latency_is_applied(graph: httpx.Client, control: EmulatorControl) -> No
     [call] = control.calls()["calls"]
     assert call["finished_at"] - call["arrived_at"] >= 0.15
     assert control.stats()["faults_injected"]["latency"] == 1
+
+
+def test_transit_delays_the_arrival_itself(graph: httpx.Client, control: EmulatorControl) -> None:
+    """Transit is slept before the arrival time is taken: the rate windows see the call late
+    (the limiter's transit allowance is proven against this)."""
+    control.set_faults(transit_ms=150, transit_jitter_ms=20)
+    sent_at = time.time()
+    assert post(graph, TEXT).status_code == 200
+    [call] = control.calls()["calls"]
+    assert call["arrived_at"] - sent_at >= 0.15
+    assert call["finished_at"] - call["arrived_at"] < 0.15
+    assert control.stats()["faults_injected"]["transit"] == 1
 
 
 def test_seeded_faults_are_reproducible(graph: httpx.Client, control: EmulatorControl) -> None:

@@ -48,7 +48,7 @@ def _rich() -> Settings:
             base_url="http://127.0.0.1:9", read_timeout_s=1.5, use_me_endpoint=True
         ),
         retry=RetrySettings(backoff_base_s=0.05, max_attempts=3),
-        rate=RateSettings(window_margin_ms=250, utilization=0.5),
+        rate=RateSettings(transit_max_ms=250, transit_measured=False, utilization=0.5),
         worker=WorkerTuning(max_jobs=7),
         tokens={"17841400000000001": SecretStr(TOKEN), "17841400000000002": SecretStr("IGAA-2")},
         tokens_file=Path("/run/secrets/tokens"),

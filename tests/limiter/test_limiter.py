@@ -28,17 +28,42 @@ def test_rate_classes_follow_meta() -> None:
 
 
 def test_budgets_apply_utilization_and_margin() -> None:
-    b = budgets(RateSettings(light_per_s=100, utilization=0.95, window_margin_ms=100))
+    b = budgets(RateSettings(light_per_s=100, utilization=0.95, transit_max_ms=100))
     assert (b[RateClass.LIGHT].limit, b[RateClass.LIGHT].window_ms) == (95, 1100)
     assert b[RateClass.MEDIA].limit == 9
     assert b[RateClass.PRIVATE_REPLY].limit == 712
     assert b[RateClass.PRIVATE_REPLY].window_ms == 3_600_100
 
 
+def test_the_default_budget_is_meta_s_limit_over_its_window_plus_the_transit_allowance() -> None:
+    measured = budgets(RateSettings(), transit_ms=25)[RateClass.LIGHT]
+    assert (measured.limit, measured.window_ms) == (100, 1025)
+    assert 1000 * measured.limit / measured.window_ms > 97  # the pace it allows
+    # Before anything is measured: the maximum allowance.
+    assert budgets(RateSettings())[RateClass.LIGHT].window_ms == 1100
+
+
+async def test_the_fleet_s_allowance_is_clamped_and_republished(aredis: aioredis.Redis) -> None:
+    limiter = _limiter(aredis, light_per_s=100, transit_min_ms=5, transit_max_ms=100)
+    assert limiter.transit_ms == 100
+    assert limiter.set_transit_ms(20) is True
+    assert limiter.set_transit_ms(20) is False  # unchanged: nothing to republish
+    await limiter.publish()
+    rates = await resolve(aredis.hgetall(KEYS.rates))
+    assert abs(float(rates[b"light_interval_ms"]) - 10.2) < 0.01
+    # A bad value in Redis widens the window at most to the configured maximum.
+    limiter.set_transit_ms(10**9)
+    assert limiter.transit_ms == 100
+    limiter.set_transit_ms(-7)
+    assert limiter.transit_ms == 5
+
+
 async def test_a_full_window_makes_a_send_wait_for_room_or_for_a_new_slot(
     aredis: aioredis.Redis,
 ) -> None:
-    limiter = _limiter(aredis, light_per_s=10, utilization=1.0, window_margin_ms=0, burst=1)
+    limiter = _limiter(
+        aredis, light_per_s=10, utilization=1.0, transit_min_ms=0, transit_max_ms=0, burst=1
+    )
     waits = [await limiter.acquire(ACCOUNT, RateClass.LIGHT, f"m{i}") for i in range(10)]
     assert waits == [0.0] * 10
     # Keeping its place: wait until the window's oldest send ages out (about 1 s).
@@ -80,7 +105,7 @@ async def test_a_slowdown_scales_the_limit(aredis: aioredis.Redis) -> None:
 
 
 async def test_published_spacing_is_what_the_enqueue_script_reads(aredis: aioredis.Redis) -> None:
-    limiter = _limiter(aredis, light_per_s=100, utilization=0.95, window_margin_ms=100, burst=4)
+    limiter = _limiter(aredis, light_per_s=100, utilization=0.95, transit_max_ms=100, burst=4)
     await limiter.publish()
     rates = await resolve(aredis.hgetall(KEYS.rates))
     assert rates[b"light_burst"] == b"4"
