@@ -328,6 +328,14 @@ SENDER_ACTION_KINDS = frozenset({"react", "unreact", "typing_on", "typing_off", 
 ALL_KINDS = MESSAGE_KINDS | SENDER_ACTION_KINDS
 
 
+class Priority(StrEnum):
+    """Which lane of its account's rate budget an intent waits in: interactive intents (a
+    reply a person waits for) go before queued bulk ones (campaigns, backfills)."""
+
+    INTERACTIVE = "interactive"
+    BULK = "bulk"
+
+
 class Tag(StrEnum):
     """Message tags Instagram accepts (only HUMAN_AGENT; see the fact sheet section 1.2)."""
 
@@ -367,6 +375,10 @@ class MessageIntent(_Model):
         default=None, description="When the user last wrote, if the producer knows."
     )
     metadata: Metadata = Field(default_factory=dict, description="Echoed in the outcome.")
+    priority: Priority = Field(
+        default=Priority.INTERACTIVE,
+        description="interactive (replies; the default) goes before queued bulk (campaigns).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

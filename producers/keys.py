@@ -45,6 +45,8 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "echoes": "{prefix}:echo:{account}:{recipient}",
         "rate_window": "{prefix}:win:{account}:{rate_class}",
         "rate_tat": "{prefix}:tat:{account}:{rate_class}",
+        "rate_tat_bulk": "{prefix}:tatb:{account}:{rate_class}",
+        "rate_waiting": "{prefix}:prio:{account}:{rate_class}",
         "pause": "{prefix}:pause:{account}",
         "policy": "{prefix}:policy",
         "user_last_message": "{prefix}:lastmsg:{account}:{user}",
@@ -194,6 +196,16 @@ class Keys:
     def rate_tat(self, account_id: str, rate_class: str) -> str:
         """String: GCRA theoretical arrival time (ms) of the next slot (reservations)."""
         return self._key("rate_tat", account=account_id, rate_class=rate_class)
+
+    def rate_tat_bulk(self, account_id: str, rate_class: str) -> str:
+        """String: the bulk lane's own GCRA time, so a bulk backlog's reservations never
+        push an interactive intent's slot back."""
+        return self._key("rate_tat_bulk", account=account_id, rate_class=rate_class)
+
+    def rate_waiting(self, account_id: str, rate_class: str) -> str:
+        """String with a TTL: an interactive send waits for this full window; bulk sends
+        leave it the next free place (`producers/lua/rate_window.lua`)."""
+        return self._key("rate_waiting", account=account_id, rate_class=rate_class)
 
     @property
     def policy(self) -> str:

@@ -28,6 +28,7 @@ from ig_outbound.producers.intent import (
     MAX_INTENT_DEPTH,
     RECIPIENT_COMMENT_PREFIX,
     RECIPIENT_ID_PREFIX,
+    Priority,
     Tag,
 )
 from ig_outbound.producers.keys import KEY_TEMPLATES, template_fields
@@ -113,6 +114,8 @@ def _constants() -> list[str]:
         f"local SEND_JOB_NAME = {_lua_string(SEND_JOB_NAME)}",
         f"local DEFAULT_WINDOW_UNKNOWN = {_lua_string(WINDOW_UNKNOWN)}",
         f"local HUMAN_AGENT_TAG = {_lua_string(Tag.HUMAN_AGENT.value)}",
+        f"local PRIORITY_INTERACTIVE = {_lua_string(Priority.INTERACTIVE.value)}",
+        f"local PRIORITY_BULK = {_lua_string(Priority.BULK.value)}",
     ]
 
 

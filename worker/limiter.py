@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from ig_outbound.producers.intent import Priority
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.producers.redis_util import resolve
@@ -54,15 +55,16 @@ class Slot:
     member: str
     slowdown_factor: float
     reserve: bool = False
+    priority: Priority = Priority.INTERACTIVE
 
     def args(self) -> list[str | int | float]:
         """The script's arguments: account, class, limit, window ms, interval ms, burst,
-        member, slowdown factor, reserve."""
+        member, slowdown factor, reserve, lane."""
         b = self.budget
         return [
             self.account_id, self.rate_class.value, b.limit, b.window_ms,
             f"{b.interval_ms:.3f}", b.burst, self.member, self.slowdown_factor,
-            "1" if self.reserve else "0",
+            "1" if self.reserve else "0", self.priority.value,
         ]  # fmt: skip
 
 
@@ -125,28 +127,45 @@ class RateLimiter:
         self._budgets = budgets(rate, clamped)
         return True
 
-    def slot(self, account_id: str, cls: RateClass, member: str, *, reserve: bool = False) -> Slot:
+    def slot(
+        self,
+        account_id: str,
+        cls: RateClass,
+        member: str,
+        *,
+        reserve: bool = False,
+        priority: Priority = Priority.INTERACTIVE,
+    ) -> Slot:
         """A slot request for `Journal.begin` (the same rule as `acquire`, one round trip
         fewer: the send job takes its slot with its lease)."""
         factor = self._rate.slowdown_factor
-        return Slot(account_id, cls, self._budgets[cls], member, factor, reserve)
+        return Slot(account_id, cls, self._budgets[cls], member, factor, reserve, priority)
 
     async def acquire(
-        self, account_id: str, cls: RateClass, member: str, *, reserve: bool = False
+        self,
+        account_id: str,
+        cls: RateClass,
+        member: str,
+        *,
+        reserve: bool = False,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> float:
         """0 if the send may go now (it is counted), else seconds to wait: until the window
         frees up, or with `reserve` (or while paused) until a newly reserved slot."""
         b = self._budgets[cls]
+        bulk = priority is Priority.BULK
+        tat = self._keys.rate_tat_bulk if bulk else self._keys.rate_tat
         reply = await self._acquire(
             keys=[
                 self._keys.rate_window(account_id, cls.value),
-                self._keys.rate_tat(account_id, cls.value),
+                tat(account_id, cls.value),
                 self._keys.pause(account_id),
                 self._keys.slow(account_id),
+                self._keys.rate_waiting(account_id, cls.value),
             ],
             args=[
                 b.limit, b.window_ms, f"{b.interval_ms:.3f}", b.burst, member,
-                self._rate.slowdown_factor, "1" if reserve else "0",
+                self._rate.slowdown_factor, "1" if reserve else "0", priority.value,
             ],
         )  # fmt: skip
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])

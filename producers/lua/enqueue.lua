@@ -94,6 +94,12 @@ end
 if intent['account_id'] ~= account then
   return refuse('account_id in the intent differs from the account argument', 'account_id')
 end
+local priority = intent['priority']
+if priority ~= nil and priority ~= PRIORITY_INTERACTIVE and priority ~= PRIORITY_BULK then
+  return refuse('priority must be "' .. PRIORITY_INTERACTIVE .. '" or "' .. PRIORITY_BULK
+    .. '"', 'priority')
+end
+local bulk = priority == PRIORITY_BULK
 
 -- Times: Redis's clock only (producers need none). Every key the intent depends on must
 -- outlive it: the record, the job and the conversation entry live until after its deadline.
@@ -150,7 +156,8 @@ if rkey then
   redis.call('ZADD', key_conversations(prefix), 'NX', now, conv)
 end
 
--- A head due now goes at its reserved slot (workers publish the spacing in <prefix>:rates).
+-- A head due now goes at its reserved slot (workers publish the spacing in <prefix>:rates),
+-- in its lane: a bulk backlog's reservations never push an interactive intent's slot back.
 local score = run_at
 if is_head and run_at == now then
   local content = intent['content']
@@ -161,7 +168,9 @@ if is_head and run_at == now then
   if interval and interval > 0 then
     local burst = tonumber(redis.call('HGET', rates, class .. '_burst') or '1')
     local pause = math.max(redis.call('PTTL', key_pause(prefix, account)), 0)
-    score = reserve(key_rate_tat(prefix, account, class), interval, burst, now + pause)
+    local tat = bulk and key_rate_tat_bulk(prefix, account, class)
+      or key_rate_tat(prefix, account, class)
+    score = reserve(tat, interval, burst, now + pause)
   end
 end
 

@@ -9,7 +9,8 @@
 -- owner, whatever the answer) so a live worker reclaims it should this one die (reclaim.lua),
 -- ARGV[9] the account ('' = take no rate slot), ARGV[10] its rate class, ARGV[11..16] the
 -- slot (rate_window.lua `admit`): limit, window ms, interval ms, burst, member, slowdown
--- factor, ARGV[17] '1' = reserve a new slot if the window is full.
+-- factor, ARGV[17] '1' = reserve a new slot if the window is full, ARGV[18] the lane
+-- ('bulk', else interactive).
 -- -> {'go', attempts, the rate window's sends incl. this one ('' without a slot), now ms} |
 --    {'busy', ms_left} | {'wait', ms} (no slot: nothing changed) |
 --    {'ambiguous', attempts, last send start ms, ms since it became ambiguous} (the slot is
@@ -33,11 +34,13 @@ if state == 'sending' or state == 'unconfirmed' then
 end
 local in_window = ''
 if ARGV[9] ~= '' then
-  local account, class = ARGV[9], ARGV[10]
-  local wait, sends = admit(key_rate_window(ARGV[6], account, class),
-    key_rate_tat(ARGV[6], account, class), key_pause(ARGV[6], account),
-    key_slow(ARGV[6], account), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]),
-    tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16]), ARGV[17] == '1', now)
+  local account, class, bulk = ARGV[9], ARGV[10], ARGV[18] == 'bulk'
+  local tat = bulk and key_rate_tat_bulk(ARGV[6], account, class)
+    or key_rate_tat(ARGV[6], account, class)
+  local wait, sends = admit(key_rate_window(ARGV[6], account, class), tat,
+    key_pause(ARGV[6], account), key_slow(ARGV[6], account),
+    key_rate_waiting(ARGV[6], account, class), bulk, tonumber(ARGV[11]), tonumber(ARGV[12]),
+    tonumber(ARGV[13]), tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16]), ARGV[17] == '1', now)
   if wait then return {'wait', string.format('%d', wait)} end
   in_window = tostring(sends)
 end

@@ -1,14 +1,18 @@
 -- Library: the rate limiter's enforcement (worker/limiter.py), shared by rate_acquire.lua and
 -- the journal's begin script, which takes the slot in the same call as the send's lease.
--- `admit(win, tat, pause, slow, limit, window, interval, burst, member, factor, renew, now)`
+-- `admit(win, tat, pause, slow, waiting, bulk, limit, window, interval, burst, member, factor,
+--        renew, now)`
 --   -> nil, sends in the window with this one (admitted: the send is counted) | ms to wait
 -- A full window usually means this send came a hair early for its own reserved slot (ARQ's
 -- poll, a busy host): it waits for the window's oldest send to age out, keeping its place.
--- Only a send that keeps finding the window full (`renew`) reserves a new slot (gcra.lua).
-local function admit(win, tat, pause, slow, limit, window, interval, burst, member, factor,
-                     renew, now)
-  -- One read for both flags (both are strings with a TTL); the pause's TTL only when set.
-  local flags = redis.call('MGET', pause, slow)
+-- Only a send that keeps finding the window full (`renew`) reserves a new slot (gcra.lua) in
+-- its lane (`tat`: the interactive or the bulk lane's).
+-- Priority: an interactive send that finds the window full marks it (`waiting`, until its
+-- wait is over); while marked, a bulk send leaves the next free place to it.
+local function admit(win, tat, pause, slow, waiting, bulk, limit, window, interval, burst,
+                     member, factor, renew, now)
+  -- One read for the three flags (strings with a TTL); the pause's TTL only when set.
+  local flags = redis.call('MGET', pause, slow, waiting)
   if flags[2] then
     limit = math.max(1, math.floor(limit * factor))
     interval = interval / factor
@@ -17,15 +21,16 @@ local function admit(win, tat, pause, slow, limit, window, interval, burst, memb
     local paused = redis.call('PTTL', pause)
     if paused > 0 then return reserve(tat, interval, burst, now + paused) - now end
   end
+  local held = (bulk and flags[3]) and 1 or 0
   -- Sends older than the window are dropped only when it looks full: they can only make the
   -- count larger, so a count under the limit admits exactly as a trimmed one would (and the
   -- set never holds more than `limit` entries).
   local count = redis.call('ZCARD', win)
-  if count >= limit then
+  if count + held >= limit then
     redis.call('ZREMRANGEBYSCORE', win, '-inf', now - window)
     count = redis.call('ZCARD', win)
   end
-  if count < limit then
+  if count + held < limit then
     redis.call('ZADD', win, now, member)
     redis.call('PEXPIRE', win, window + 1000)
     local t = tonumber(redis.call('GET', tat) or '0')
@@ -33,11 +38,21 @@ local function admit(win, tat, pause, slow, limit, window, interval, burst, memb
       redis.call('SET', tat, string.format('%.3f', now + interval), 'PX',
         math.floor(60000 + interval))
     end
+    if flags[3] and not bulk then redis.call('DEL', waiting) end
     -- The fleet's own sends in the window (untrimmed entries are older): the job weighs
     -- Meta's usage header against it (someone else spending the account's budget?).
     return nil, redis.call('ZCOUNT', win, '(' .. (now - window), '+inf')
   end
   local oldest = tonumber(redis.call('ZRANGE', win, 0, 0, 'WITHSCORES')[2])
-  if not renew then return oldest + window - now + 1 end
-  return reserve(tat, interval, burst, oldest + window) - now
+  local wait = math.max(oldest + window - now + 1, 1)
+  if count < limit then
+    -- (a bulk send held back for a waiting interactive one: after it, about one interval)
+    wait = math.max(math.floor(interval), 1)
+  elseif not bulk then
+    -- Marked until a little after this send's wait (a send that gives up its place lets the
+    -- mark lapse; one that is admitted clears it).
+    redis.call('SET', waiting, '1', 'PX', wait + 250)
+  end
+  if not renew then return wait end
+  return reserve(tat, interval, burst, now + wait) - now
 end

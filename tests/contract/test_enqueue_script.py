@@ -131,6 +131,39 @@ async def test_bad_arguments_are_refused_before_any_write(
     assert await _written(r) == []
 
 
+@pytest.mark.parametrize("priority", ["urgent", "", 1, None, ["bulk"], {"lane": "bulk"}])
+async def test_a_priority_other_than_interactive_or_bulk_is_refused_before_any_write(
+    r: aioredis.Redis, priority: Any
+) -> None:
+    intent = _intent_json("p1", priority=priority)
+    reply = await _call(r, _keys("p1"), _argv(intent, "p1"))
+    if priority is None:  # JSON null decodes to cjson.null: not absent, and not a lane
+        assert reply[:1] == ["invalid"] and reply[2] == "priority", reply
+    else:
+        assert reply == ["invalid", 'priority must be "interactive" or "bulk"', "priority"]
+    assert await _written(r) == []
+
+
+async def test_each_lane_reserves_its_own_slots(r: aioredis.Redis) -> None:
+    """A bulk backlog's reservations never push an interactive intent back (and an intent
+    without `priority` is interactive, as the model's default says)."""
+    await resolve(r.hset(KEYS.rates, mapping={"light_interval_ms": "100", "light_burst": "1"}))
+    for i in range(20):
+        key = f"b{i}"
+        intent = _intent_json(key, priority="bulk", recipient={"id": f"9{i:04d}"})
+        assert (await _call(r, _keys(key), _argv(intent, key)))[0] == "queued"
+    plain = _intent_json("i0", recipient={"id": "80000"})
+    assert (await _call(r, _keys("i0"), _argv(plain, "i0")))[0] == "queued"
+    tagged = _intent_json("i1", recipient={"id": "80001"}, priority="interactive")
+    assert (await _call(r, _keys("i1"), _argv(tagged, "i1")))[0] == "queued"
+    scores = dict(await resolve(r.zrange(KEYS.queue, 0, -1, withscores=True)))
+    bulk = sorted(scores[KEYS.job_id(f"b{i}").encode()] for i in range(20))
+    assert bulk[-1] - bulk[0] >= 1900  # 20 slots 100 ms apart in the bulk lane
+    first, second = scores[KEYS.job_id("i0").encode()], scores[KEYS.job_id("i1").encode()]
+    assert first <= bulk[1] and second - first == 100  # the interactive lane's own slots
+    assert await resolve(r.exists(KEYS.rate_tat_bulk(ACCOUNT, "light"))) == 1
+
+
 async def test_keys_that_are_not_the_intents_own_are_refused(r: aioredis.Redis) -> None:
     intent = _intent_json("k3")
     for keys in (

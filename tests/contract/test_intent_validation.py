@@ -234,7 +234,8 @@ BAD: list[Any] = [
     # kinds and extra fields
     pytest.param(_content({"kind": "poll"}), [("content", "union_tag_invalid")], id="unknown-kind"),
     pytest.param(_content({"text": "hi"}), [("content", "union_tag_not_found")], id="no-kind"),
-    pytest.param(_set("priority", "high"), [("priority", "extra_forbidden")], id="extra-top"),
+    pytest.param(_set("urgency", "high"), [("urgency", "extra_forbidden")], id="extra-top"),
+    pytest.param(_set("priority", "high"), [("priority", "enum")], id="unknown-priority"),
     pytest.param(
         _set("content.bold", True), [("content.bold", "extra_forbidden")], id="extra-content"
     ),

@@ -101,6 +101,7 @@ def test_schema_is_a_closed_object_with_the_envelope_fields(schema: dict[str, An
         "not_after",
         "window_hint",
         "metadata",
+        "priority",
     }
     assert isinstance(schema["$defs"], dict) and schema["$defs"]
 

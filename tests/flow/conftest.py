@@ -19,7 +19,7 @@ from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.settings import ClientSettings
 from ig_outbound.worker.settings import Settings
 
-ACCOUNTS = [f"1784150000000{n:04d}" for n in range(8)]
+ACCOUNTS = [f"1784150000000{n:04d}" for n in range(9)]
 PREFIX = "igo-flow"
 WORKERS = 3
 WINDOW_MARGIN_MS = 250

@@ -193,3 +193,36 @@ async def test_usage_near_100_percent_slows_the_account_fleet_wide(
     # Slowed to half: at most half the limit's sends in any window while it lasted.
     busiest = flow.control.stats()["max_calls_in_any_window"][account]["light"]
     assert busiest <= int(LIGHT_LIMIT * UTILIZATION * 0.5) + 1
+
+
+async def test_interactive_replies_go_before_a_queued_bulk_backlog_and_order_holds(
+    flow: Flow, client: OutboundClient
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    account = ACCOUNTS[8]
+
+    def bulk(key: str, recipient: str) -> dict[str, Any]:
+        return {**text_intent(key, account, recipient, f"{key} bulk"), "priority": "bulk"}
+
+    backlog = [bulk(f"{run}:b{i}", f"7{i:05d}") for i in range(400)]
+    # One conversation where a bulk message comes first: the reply after it waits its turn.
+    head = bulk(f"{run}:c0", "7999999")
+    await client.enqueue_many([*backlog, head])
+    follow = text_intent(f"{run}:c1", account, "7999999", f"{run}:c1 reply after bulk")
+    replies = [
+        text_intent(f"{run}:i{i}", account, f"8{i:05d}", f"{run}:i{i} reply") for i in range(5)
+    ]
+    await client.enqueue_many([follow, *replies])
+    keys = [i["idempotency_key"] for i in (*backlog, head, follow, *replies)]
+    assert {o.status for o in await _outcomes(client, keys)} == {"sent"}
+    order = [
+        c["body"]["message"]["text"].split(" ", 1)[0]
+        for c in sorted(_calls(flow, account), key=lambda c: c["arrived_at"])
+    ]
+    assert len(order) == len(keys)
+    # Each reply enqueued after the 400 bulk intents reached Graph before most of them.
+    for reply in replies:
+        assert order.index(reply["idempotency_key"]) < 100, order[:120]
+    # Within a conversation the order holds whatever the lanes: the bulk head went first.
+    assert order.index(f"{run}:c0") < order.index(f"{run}:c1")
+    assert flow.control.stats()["violations_by_account_class"].get(account) is None

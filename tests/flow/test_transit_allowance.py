@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
 import redis
@@ -91,7 +92,7 @@ def test_requests_delayed_in_transit_never_crowd_a_window_at_arrival(
         flood = [text_intent(f"{run}:f{i}", FLOOD, f"41{i:06d}", "flood") for i in range(700)]
         client.enqueue_many(flood)
         statuses = {client.wait(i["idempotency_key"], timeout=120).status for i in flood}
-        allowance = [int(v) for v in transit_stack.r.hvals(keys.transit)]
+        allowance = [int(v) for v in cast(list[bytes], transit_stack.r.hvals(keys.transit))]
     assert statuses == {"sent"}
     stats = transit_stack.control.stats()
     assert stats["faults_injected"]["transit"] >= len(warm) + len(flood)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from ig_outbound.producers.intent import Priority
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.rate_class import RateClass, rate_class
 from ig_outbound.producers.redis_util import resolve
@@ -112,3 +113,43 @@ async def test_published_spacing_is_what_the_enqueue_script_reads(aredis: aiored
     assert abs(float(rates[b"light_interval_ms"]) - 1100 / 95) < 0.01
     # Private replies are counted per hour: the hour's budget may go at once.
     assert rates[b"private_reply_burst"] == b"712"
+
+
+async def test_a_waiting_interactive_send_takes_the_next_free_place_before_bulk(
+    aredis: aioredis.Redis,
+) -> None:
+    limiter = _limiter(
+        aredis, light_per_s=2, utilization=1.0, transit_min_ms=0, transit_max_ms=0, burst=1
+    )
+    light, bulk = RateClass.LIGHT, Priority.BULK
+    win, waiting = KEYS.rate_window(ACCOUNT, "light"), KEYS.rate_waiting(ACCOUNT, "light")
+    assert await limiter.acquire(ACCOUNT, light, "b1", priority=bulk) == 0
+    assert await limiter.acquire(ACCOUNT, light, "b2", priority=bulk) == 0
+    # The window is full: the interactive send waits, and marks the window for itself.
+    assert await limiter.acquire(ACCOUNT, light, "i1") > 0
+    assert await resolve(aredis.exists(waiting)) == 1
+    await aredis.zremrangebyrank(win, 0, 0)  # the oldest send ages out: one free place
+    # A bulk send leaves it to the waiting interactive one (about one interval's wait).
+    held = await limiter.acquire(ACCOUNT, light, "b3", priority=bulk)
+    assert 0 < held <= 0.51
+    assert await limiter.acquire(ACCOUNT, light, "i1") == 0
+    assert await resolve(aredis.exists(waiting)) == 0  # taken: the mark is gone
+    await aredis.zremrangebyrank(win, 0, 0)
+    assert await limiter.acquire(ACCOUNT, light, "b3", priority=bulk) == 0
+    # Without a waiting interactive send, bulk and interactive share the window alike.
+    assert set(await resolve(aredis.zrange(win, 0, -1))) == {b"i1", b"b3"}
+
+
+async def test_each_lane_renews_its_reservation_on_its_own_schedule(
+    aredis: aioredis.Redis,
+) -> None:
+    limiter = _limiter(
+        aredis, light_per_s=2, utilization=1.0, transit_min_ms=0, transit_max_ms=0, burst=1
+    )
+    light, bulk = RateClass.LIGHT, Priority.BULK
+    await aredis.set(KEYS.rate_tat_bulk(ACCOUNT, "light"), str(10**13))  # a long bulk backlog
+    for member in ("x1", "x2"):
+        assert await limiter.acquire(ACCOUNT, light, member) == 0
+    # A renewing interactive send reserves right after the window frees, not behind the bulk.
+    assert await limiter.acquire(ACCOUNT, light, "i", reserve=True) < 2
+    assert await limiter.acquire(ACCOUNT, light, "b", reserve=True, priority=bulk) > 10**6
