@@ -71,6 +71,27 @@ def rate_over_time(
     return _save(fig, path)
 
 
+def lanes_over_time(
+    series: Mapping[str, Sequence[float]], limit: float, title: str, path: Path
+) -> Path:
+    """Calls in every 1-s window over time of each lane of one account, their sum, and
+    Meta's limit, on one panel."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    start = min((min(t) for t in series.values() if t), default=0.0)
+    everything = [t for times in series.values() for t in times]
+    for label, arrivals in {**series, "both": everything}.items():
+        ends, counts = per_second(arrivals, start)
+        ax.plot(ends, counts, lw=1.0, label=f"{label}: calls in the last 1 s")
+    ax.axhline(limit, color="tab:red", ls="--", lw=1.0, label="Meta's limit")
+    ax.set_ylim(0, limit * 1.15)
+    ax.set_ylabel("calls / 1 s")
+    ax.set_xlabel("seconds since the first call")
+    ax.legend(loc="center right", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
 def latency_cdf(samples: Mapping[str, Sequence[float]], title: str, path: Path) -> Path:
     """Empirical CDF of each latency sample (milliseconds), log x."""
     fig, ax = plt.subplots(figsize=(8, 4))

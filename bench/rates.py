@@ -1,4 +1,5 @@
-"""Rates: limiter precision, burst drain, latency at half load, fairness, worker scaling.
+"""Rates: limiter precision, burst drain, latency at half load, priority lanes, fairness,
+worker scaling.
 
     .venv/bin/python -m bench.rates [--only NAME[,NAME...]] [--workers K] [--json-out FILE]
 
@@ -7,12 +8,15 @@ Meta's per-account limits ON (100/s light, 10/s audio/video, private replies per
 real `ig-outbound worker` processes, and prints a human summary and one JSON line:
 
 * precision: three accounts flooded at once, one per rate class (light text, audio/video,
-  private replies to registered comments); per class the sustained rate the emulator saw
-  against the limit, the most calls in any of Meta's windows, and violations.
+  private replies to registered comments), with requests delayed in transit by a random
+  0..`--transit-jitter-ms` (the emulator's arrival time moves); per class the sustained rate
+  the emulator saw against the limit, the most calls in any of Meta's windows, violations.
 * burst: 20,000 text replies across 200 accounts (100 each, each to its own recipient)
   enqueued at once; drain time against what the limits allow and against the CPU floor.
 * latency: a paced producer offers half of one account's limit to a few accounts for ~20 s;
   enqueue->outcome and enqueue->arrival-at-Graph percentiles.
+* priority: one account drains 20,000 bulk intents while interactive replies arrive at 5/s:
+  the replies' enqueue->arrival percentiles, the bulk rate against what the replies leave.
 * fairness: one account with a 20,000-intent backlog sending at full rate; single intents of
   another account, a few seconds apart: their latency and how many busy sends overtook them.
 * scaling: the same N (rate limit not binding) with 1, 2 and 4 worker processes.
@@ -46,6 +50,7 @@ from bench.harness import (
     BenchError,
     BenchRun,
     Snapshot,
+    WorkerGroup,
     account_configs,
     add_common_args,
     calibrate_ms,
@@ -75,7 +80,9 @@ from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.worker.limiter import budgets
 from ig_outbound.worker.settings import RateSettings, WorkerTuning
 
-SUB_BENCHMARKS = ("precision", "burst", "latency", "fairness", "scaling")
+# Sends that let every worker measure its round trips (worker/transit.py needs 32 each).
+WARMUP_SENDS = 300
+SUB_BENCHMARKS = ("precision", "burst", "latency", "priority", "fairness", "scaling")
 META_WINDOW_S = {"light": 1.0, "media": 1.0, "private_reply": 3600.0}
 
 
@@ -162,6 +169,35 @@ def _fleet_transit_ms(run: BenchRun, keys: Keys) -> int | None:
     return max(values) if values else None
 
 
+def _warm_up(
+    run: BenchRun,
+    client: SyncOutboundClient,
+    keys: Keys,
+    procs: WorkerGroup,
+    account: BenchAccount,
+    args: argparse.Namespace,
+) -> int:
+    """A running fleet has measured its transit allowance before a flood comes (the enqueue
+    script spaces a backlog by the allowance it knows then): `WARMUP_SENDS` sends on an
+    account of their own, then until the published spacing has settled (the allowance
+    narrows a step per heartbeat). Returns the warm-up's intents."""
+    warmup = [
+        text_intent(f"w-{run.run_id}-{i}", account.ig_id, f"39{i:08d}", f"w-{i} warm-up")
+        for i in range(WARMUP_SENDS)
+    ]
+    enqueue_chunked(client, warmup, args.chunk)
+    wait_outcomes(run, keys, len(warmup), procs, "the warm-up outcomes")
+    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 30
+    while time.monotonic() < deadline:
+        spacing = sync_reply(run.r.hget(keys.rates, "light_interval_ms"))
+        if spacing != last:
+            last, stable_since = spacing, time.monotonic()
+        elif time.monotonic() - stable_since >= 3 * WorkerTuning().heartbeat_interval_s:
+            break
+        time.sleep(0.25)
+    return len(warmup)
+
+
 def _after_warmup(times: Sequence[float], warmup_s: float) -> int:
     """How many of `times` fall within `warmup_s` of the first (the limiter's windows start at
     the maximum transit allowance until the workers have measured one)."""
@@ -244,16 +280,7 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
                 transit_ms=args.transit_ms, transit_jitter_ms=args.transit_jitter_ms, seed=13
             )
         tag = f"p-{run.run_id}"
-        # A running fleet has measured its transit allowance before a flood comes (the
-        # enqueue script spaces a backlog by the allowance it knows then): warm it up on an
-        # account of its own, then give the heartbeats time to share the measurement.
-        warmup = [
-            text_intent(f"w-{run.run_id}-{i}", warm_account.ig_id, f"39{i:08d}", f"w-{i} warm-up")
-            for i in range(args.warmup)
-        ]
-        enqueue_chunked(client, warmup, args.chunk)
-        wait_outcomes(run, keys, len(warmup), procs, "the warm-up outcomes")
-        time.sleep(3 * WorkerTuning().heartbeat_interval_s)
+        warmed = _warm_up(run, client, keys, procs, warm_account, args)
         intents: list[dict[str, Any]] = [
             text_intent(f"{tag}-l{i}", light.ig_id, f"30{i:08d}", f"{tag}-l{i} light flood")
             for i in range(args.light_n)
@@ -282,7 +309,7 @@ def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
         total = len(intents)
         before = snapshot(run.r, procs.pids(), run.emulator_pid)
         enqueue_chunked(client, intents, args.chunk)
-        wait_outcomes(run, keys, total + len(warmup), procs, "the precision outcomes")
+        wait_outcomes(run, keys, total + warmed, procs, "the precision outcomes")
         after = snapshot(run.r, procs.pids(), run.emulator_pid)
         transit_ms = _fleet_transit_ms(run, keys)
         elapsed = after.at - before.at
@@ -608,6 +635,130 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# --- 3b. priority lanes ----------------------------------------------------------------------
+
+
+def bench_priority(args: argparse.Namespace) -> dict[str, Any]:
+    """One account drains a bulk backlog while interactive replies arrive at a steady rate."""
+    meta = _meta(args)
+    account, warm_account = make_accounts(2, 0)
+    rate = RateSettings()
+    with ExitStack() as stack:
+        run = _start_stack(stack, args, [account, warm_account])
+        procs, client, keys = start_workers(stack, run, args.workers, "priority")
+        if args.transit_ms or args.transit_jitter_ms:
+            run.control.set_faults(
+                transit_ms=args.transit_ms, transit_jitter_ms=args.transit_jitter_ms, seed=17
+            )
+        warmed = _warm_up(run, client, keys, procs, warm_account, args)
+        tag = f"pr-{run.run_id}"
+        bulk = [
+            {
+                **text_intent(f"{tag}-b{i}", account.ig_id, f"5{i:09d}", f"{tag}-b{i} bulk"),
+                "priority": "bulk",
+            }
+            for i in range(args.priority_bulk)
+        ]
+        # Interactive replies at a steady rate for about as long as the bulk drain lasts.
+        spacing = 1.0 / args.priority_rate
+        expected_s = args.priority_bulk / (0.9 * rate.light_per_s)
+        replies = [
+            (i * spacing, text_intent(f"{tag}-i{i}", account.ig_id, f"6{i:09d}", f"{tag}-i{i}"))
+            for i in range(int(expected_s * args.priority_rate))
+        ]
+        before = snapshot(run.r, procs.pids(), run.emulator_pid)
+        enqueue_chunked(client, bulk, args.chunk)
+        producer = _PacedProducer(client, replies)
+        producer.start()
+        total = len(bulk) + len(replies) + warmed
+        wait_outcomes(run, keys, total, procs, "the priority outcomes")
+        producer.join(30)
+        if producer.error is not None:
+            raise BenchError(f"priority: the producer failed: {producer.error!r}")
+        after = snapshot(run.r, procs.pids(), run.emulator_pid)
+        transit_ms = _fleet_transit_ms(run, keys)
+        outcomes = read_outcomes(run.r, keys, f"{tag}-")
+        _all_sent(outcomes, len(bulk) + len(replies), "priority")
+        stats = run.control.stats()
+        calls = [c for c in run.control.calls()["calls"] if c["ig_id"] == account.ig_id]
+        procs.stop()
+    arrivals: dict[str, float] = {}
+    for call in calls:
+        key = _call_key(call)
+        if key is not None:
+            arrivals[key] = call["arrived_at"]
+    bulk_times = sorted(arrivals[b["idempotency_key"]] for b in bulk)
+    last_bulk = bulk_times[-1]
+    waits_ms, during = [], 0
+    for _, reply in replies:
+        outcome = outcomes[reply["idempotency_key"]]
+        if outcome.enqueued_at is None:
+            continue
+        enqueued = outcome.enqueued_at.timestamp()
+        if enqueued < last_bulk:  # the bulk backlog was still queued
+            during += 1
+            waits_ms.append((arrivals[reply["idempotency_key"]] - enqueued) * 1000)
+    first_reply = min(
+        (o.enqueued_at.timestamp() for k, o in outcomes.items() if "-i" in k and o.enqueued_at),
+        default=bulk_times[0],
+    )
+    bulk_during = [t for t in bulk_times if t >= first_reply]
+    span = bulk_during[-1] - bulk_during[0] if len(bulk_during) > 1 else 0.0
+    bulk_rate = (len(bulk_during) - 1) / span if span > 0 else 0.0
+    interactive_rate = during / span if span > 0 else 0.0
+    limit = rate.light_per_s
+    pace = _our_pace(rate, transit_ms)["light"]["pace_per_s"]
+    if args.plots is not None:
+        reply_times = [arrivals[r["idempotency_key"]] for _, r in replies]
+        plots.lanes_over_time(
+            {"bulk": bulk_times, "interactive": reply_times},
+            limit,
+            f"One account: {len(bulk):,} bulk intents drain while replies arrive at "
+            f"{args.priority_rate:g}/s ({args.workers} workers)",
+            args.plots / "rates-priority.png",
+        )
+    result = {
+        "bench": "rates.priority",
+        **meta,
+        "workers": args.workers,
+        "bulk": len(bulk),
+        "interactive": len(replies),
+        "interactive_while_bulk_queued": during,
+        "interactive_rate_per_s": round(interactive_rate, 3),
+        "interactive_enqueue_to_arrival_ms": _ms_stats(waits_ms),
+        "bulk_per_s": round(bulk_rate, 3),
+        "bulk_ratio_to_meta": round(bulk_rate / limit, 4),
+        "bulk_ratio_to_budget_left": round(bulk_rate / (pace - interactive_rate), 4),
+        "total_ratio_to_meta": round((bulk_rate + interactive_rate) / limit, 4),
+        "our_pace_per_s": pace,
+        "transit_allowance_ms": transit_ms,
+        "transit_injected_ms": [args.transit_ms, args.transit_ms + args.transit_jitter_ms],
+        "max_calls_in_any_window": stats["max_calls_in_any_window"].get(account.ig_id, {}),
+        "violations": stats["violations"],
+        "rejected": stats["rejected"],
+        "reruns_per_intent": round(_job_runs(before, after) / (len(bulk) + len(replies)) - 1, 3),
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    w = result["interactive_enqueue_to_arrival_ms"]
+    print(
+        f"priority   {len(bulk):,} bulk + {len(replies)} interactive at "
+        f"{args.priority_rate:g}/s on one account, {args.workers} workers; violations "
+        f"{stats['violations']}, rejected {stats['rejected']}"
+    )
+    print(
+        f"  interactive (while bulk was queued: {during}) enqueue->arrival p50 "
+        f"{w.get('p50', 0):.0f} ms, p99 {w.get('p99', 0):.0f} ms, max {w.get('max', 0):.0f} ms"
+    )
+    print(
+        f"  bulk {bulk_rate:.2f}/s = {result['bulk_ratio_to_meta']:.3f} of Meta's {limit:g}/s, "
+        f"{result['bulk_ratio_to_budget_left']:.3f} of our pace ({pace:g}/s, transit allowance "
+        f"{transit_ms} ms) less the replies ({interactive_rate:.2f}/s); bulk + interactive = "
+        f"{result['total_ratio_to_meta']:.3f} of Meta's limit; max in any 1 s "
+        f"{result['max_calls_in_any_window'].get('light')}"
+    )
+    return result
+
+
 # --- 4. fairness ---------------------------------------------------------------------------
 
 
@@ -786,6 +937,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "precision": bench_precision,
     "burst": bench_burst,
     "latency": bench_latency,
+    "priority": bench_priority,
     "fairness": bench_fairness,
     "scaling": bench_scaling,
 }
@@ -823,6 +975,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-accounts", type=int, default=3, help="latency: accounts")
     p.add_argument("--latency-rate", type=float, default=47.0, help="latency: intents/s/account")
     p.add_argument("--latency-s", type=float, default=20.0, help="latency: seconds of load")
+    p.add_argument("--priority-bulk", type=int, default=20_000, help="priority: bulk backlog")
+    p.add_argument(
+        "--priority-rate", type=float, default=5.0, help="priority: interactive replies per s"
+    )
     p.add_argument("--fair-backlog", type=int, default=20_000, help="fairness: busy backlog")
     p.add_argument("--fair-reps", type=int, default=5, help="fairness: quiet probes")
     p.add_argument("--fair-gap", type=float, default=3.0, help="fairness: seconds between probes")
@@ -845,6 +1001,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sizes = [args.workers, args.chunk, args.warmup, args.light_n, args.media_n, args.pr_n]
     sizes += [args.pr_per_h, args.burst_n, args.burst_accounts, args.latency_accounts]
     sizes += [args.fair_backlog, args.fair_reps, args.scaling_n, args.scaling_accounts, *ks]
+    if args.priority_bulk < 2 or args.priority_rate <= 0:
+        p.error("--priority-bulk must be >= 2 and --priority-rate > 0")
     if args.transit_ms < 0 or args.transit_jitter_ms < 0 or args.warmup_s < 0:
         p.error("--transit-ms, --transit-jitter-ms and --warmup-s must be >= 0")
     if min(sizes) < 1 or args.floor_n < 0 or args.latency_rate <= 0 or args.latency_s <= 0:

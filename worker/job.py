@@ -25,7 +25,7 @@ from arq import Retry
 from ig_outbound.graph import ErrorClass, GraphResult, max_usage_pct, regain_access_s
 from ig_outbound.producers.errors import IntentError, Problem
 from ig_outbound.producers.inbound import claim_echo, message_fingerprint
-from ig_outbound.producers.intent import MAX_TEXT_BYTES, MessageIntent
+from ig_outbound.producers.intent import MAX_TEXT_BYTES, MessageIntent, Priority
 from ig_outbound.producers.outcome import DEAD_LETTER_STATUSES, GraphErrorInfo, OutcomeStatus
 from ig_outbound.producers.rate_class import RateClass, rate_class
 from ig_outbound.producers.redis_util import resolve
@@ -55,6 +55,15 @@ MAX_INTERNAL_ERRORS = 5
 # reserved slot was taken anyway (rare) sleeps at most this many times before deferring.
 SLOT_SLEEP_MAX_S = 0.25
 MAX_SLOT_SLEEPS = 8
+# A bulk send gives its place up sooner: one that keeps losing the window to interactive
+# sends would otherwise hold a worker's job slot while it sleeps, and a bulk backlog that
+# fell behind its schedule would fill every worker with sleeping jobs, an interactive reply
+# waiting behind them for a free one. A new slot in the bulk lane costs no reply anything.
+MAX_BULK_SLOT_SLEEPS = 1
+# An interactive send sleeps up to this long for the window in-process (a deferral through
+# ARQ's queue adds a poll and a re-run to a reply someone is waiting for; interactive sends
+# are few, so the job slots they hold meanwhile are too).
+INTERACTIVE_SLEEP_MAX_S = 1.0
 # A job run before its conversation's turn parks this long at most (normally the end of the
 # intent before it queues it again at once).
 PARK_S = 3600.0
@@ -447,12 +456,15 @@ class _SendRun:
         park_until_ms = self._park_until_ms(deadline)
         cls = self._rate_class()
         sleeps = 0
+        bulk = self.intent.priority is Priority.BULK
+        max_sleeps = MAX_BULK_SLOT_SLEEPS if bulk else MAX_SLOT_SLEEPS
+        sleep_max_s = SLOT_SLEEP_MAX_S if bulk else INTERACTIVE_SLEEP_MAX_S
         while True:
             # After a few short waits it gives up its place and reserves a new slot.
-            reserve = sleeps >= MAX_SLOT_SLEEPS
-            slot =  self.s.limiter.slot(
+            reserve = sleeps >= max_sleeps
+            slot = self.s.limiter.slot(
                 self.intent.account_id, cls, f"{self.owner}:{time.monotonic_ns()}",
-                reserve=reserve,
+                reserve=reserve, priority=self.intent.priority,
             )  # fmt: skip
             begin = await self.s.journal.begin(
                 key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms,
@@ -460,7 +472,7 @@ class _SendRun:
             )  # fmt: skip
             if begin.verdict != "wait":
                 break
-            if begin.retry_in_s > SLOT_SLEEP_MAX_S or reserve:
+            if begin.retry_in_s > sleep_max_s or reserve:
                 raise self._defer(begin.retry_in_s, deadline, "rate_slot")
             metrics.RATE_WAITS.labels(rate_class=cls.value).inc()
             await asyncio.sleep(begin.retry_in_s)

@@ -33,6 +33,10 @@ from ig_outbound.producers.scripts import RATE_ACQUIRE
 from ig_outbound.worker.settings import RateSettings
 
 
+# How much the transit allowance may narrow per heartbeat (it widens at once).
+TRANSIT_NARROWING_MS = 10
+
+
 @dataclass(frozen=True)
 class Budget:
     """One class's limit as enforced: `limit` sends per `window_ms`, slots `interval_ms` apart,
@@ -118,9 +122,12 @@ class RateLimiter:
     def set_transit_ms(self, transit_ms: int) -> bool:
         """Use the fleet's transit allowance (from the heartbeat); True if it changed (then
         the slot spacing must be published again). Kept within the settings' bounds, so a
-        bad value in Redis can only make the windows as wide as configured."""
+        bad value in Redis can only make the windows as wide as configured. It widens at
+        once and narrows by at most `TRANSIT_NARROWING_MS` a call (a heartbeat): a quieter
+        minute is no proof the next one is."""
         rate = self._rate
         clamped = max(rate.transit_min_ms, min(rate.transit_max_ms, transit_ms))
+        clamped = max(clamped, self._transit_ms - TRANSIT_NARROWING_MS)
         if clamped == self._transit_ms:
             return False
         self._transit_ms = clamped

@@ -29,7 +29,10 @@ SAMPLES = 512
 MIN_SAMPLES = 32
 # The quantile taken as "slowest": a one-off stall (a GC pause, a swapped page) above it is
 # rare enough to meet a full window almost never; a steadily slower path moves it at once.
-QUANTILE = 0.99
+QUANTILE = 0.995
+# The spread is widened by this much: a violation costs a throttle (Meta pauses the account
+# for minutes), a few milliseconds of window cost a percent of pace.
+SAFETY = 1.25
 # The allowance moves in steps of this much, so the fleet's windows do not churn.
 STEP_MS = 5
 
@@ -57,6 +60,6 @@ class TransitMeter:
             return None
         ordered = sorted(self._samples)
         slow = ordered[min(len(ordered) - 1, int(QUANTILE * len(ordered)))]
-        spread = slow - ordered[0]
+        spread = (slow - ordered[0]) * SAFETY
         stepped = math.ceil((spread + self._floor_ms) / STEP_MS) * STEP_MS
         return max(self._floor_ms, min(self._max_ms, stepped))

@@ -8,7 +8,7 @@ from ig_outbound.producers.intent import Priority
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.rate_class import RateClass, rate_class
 from ig_outbound.producers.redis_util import resolve
-from ig_outbound.worker.limiter import RateLimiter, budgets
+from ig_outbound.worker.limiter import TRANSIT_NARROWING_MS, RateLimiter, budgets
 from ig_outbound.worker.pauses import Pauses
 from ig_outbound.worker.settings import RateSettings
 
@@ -47,7 +47,14 @@ def test_the_default_budget_is_meta_s_limit_over_its_window_plus_the_transit_all
 async def test_the_fleet_s_allowance_is_clamped_and_republished(aredis: aioredis.Redis) -> None:
     limiter = _limiter(aredis, light_per_s=100, transit_min_ms=5, transit_max_ms=100)
     assert limiter.transit_ms == 100
-    assert limiter.set_transit_ms(20) is True
+    # It narrows step by step (a heartbeat each), and widens at once.
+    assert limiter.set_transit_ms(20) is True and limiter.transit_ms == 100 - TRANSIT_NARROWING_MS
+    limiter.set_transit_ms(60)
+    limiter.set_transit_ms(95)
+    assert limiter.transit_ms == 95
+    while limiter.set_transit_ms(20):
+        pass
+    assert limiter.transit_ms == 20
     assert limiter.set_transit_ms(20) is False  # unchanged: nothing to republish
     await limiter.publish()
     rates = await resolve(aredis.hgetall(KEYS.rates))
@@ -55,7 +62,8 @@ async def test_the_fleet_s_allowance_is_clamped_and_republished(aredis: aioredis
     # A bad value in Redis widens the window at most to the configured maximum.
     limiter.set_transit_ms(10**9)
     assert limiter.transit_ms == 100
-    limiter.set_transit_ms(-7)
+    while limiter.set_transit_ms(-7):
+        pass
     assert limiter.transit_ms == 5
 
 

@@ -116,3 +116,33 @@ async def test_sends_older_than_the_window_do_not_count(bench: JobBench) -> None
     )
     assert begin.verdict == "go"
     assert await _window(bench) == 1  # the stale ones were trimmed
+
+
+async def _nearly_fill_window(bench: JobBench) -> int:
+    """Sends that just went, one fewer than the window takes; returns how many."""
+    limit = _slot(bench, "x").budget.limit
+    await bench.services.clock.sync()
+    now = bench.services.clock.now_ms()
+    window = bench.keys.rate_window(ACCOUNT, "light")
+    await resolve(bench.redis.zadd(window, {f"sent{i}": now for i in range(limit - 1)}))
+    return limit - 1
+
+
+async def test_a_bulk_job_leaves_the_last_place_to_a_waiting_interactive_send(
+    bench: JobBench,
+) -> None:
+    await bench.enqueue("bulk", priority="bulk", recipient={"id": "1254477777700991"})
+    await bench.enqueue("reply", recipient={"id": "1254477777700992"})
+    before = await _nearly_fill_window(bench)
+    waiting = bench.keys.rate_waiting(ACCOUNT, "light")
+    await resolve(bench.redis.set(waiting, "1", px=60_000))  # an interactive send waits
+    # The bulk job sleeps once, then gives its place up for a new slot in the bulk lane.
+    retry = await bench.retry("bulk")
+    assert retry.defer_score is not None
+    assert bench.graph.requests == [] and await _window(bench) == before
+    assert await resolve(bench.redis.exists(bench.keys.rate_tat_bulk(ACCOUNT, "light"))) == 1
+    # The interactive job takes the place, and its mark is gone.
+    bench.graph.script(ok())
+    await bench.run("reply")
+    assert len(bench.graph.requests) == 1 and await _window(bench) == before + 1
+    assert await resolve(bench.redis.exists(waiting)) == 0
