@@ -14,7 +14,8 @@ worker's: TLS, ACL users and Sentinel work as for the worker):
   and the five commonest failure reasons;
 * the busiest accounts over the window: sends per second in each rate class against Meta's
   limit for it (`rate.light_per_s`, `rate.media_per_s`, `rate.private_replies_per_h`) and
-  how much of it they use. The fleet aims at `rate.utilization` (95 %) of each limit.
+  how much of it they use. The fleet may use `rate.utilization` (100 %) of each limit, over
+  Meta's window plus the measured transit allowance.
 
 Rates are measured on Redis's clock from the outcomes stream (`<prefix>:outcomes`). At most
 50,000 outcomes are read per refresh, newest first: when the window holds more, the rates are
