@@ -41,6 +41,7 @@ from ig_outbound.worker.disclosure import (
 )
 from ig_outbound.worker.job_guard import owning_key
 from ig_outbound.worker.journal import DISCLOSURE, MESSAGE, Begin, Phase
+from ig_outbound.worker.limiter import Slot
 from ig_outbound.worker.outcomes import make_outcome, observe
 from ig_outbound.worker.payloads import build_body, media_urls
 from ig_outbound.worker.services import Services
@@ -64,6 +65,11 @@ MAX_BULK_SLOT_SLEEPS = 1
 # ARQ's queue adds a poll and a re-run to a reply someone is waiting for; interactive sends
 # are few, so the job slots they hold meanwhile are too).
 INTERACTIVE_SLEEP_MAX_S = 1.0
+# A slot older than half the transit allowance (at least this) when the request is about to
+# leave is taken again (`_fresh_slot`), at most this many times.
+STALE_SLOT_MIN_MS = 5.0
+MAX_SLOT_RETAKES = 3
+STALE_SLOT_WAIT_MAX_S = 2.0
 # A job run before its conversation's turn parks this long at most (normally the end of the
 # intent before it queues it again at once).
 PARK_S = 3600.0
@@ -238,6 +244,8 @@ class _SendRun:
         self.attempts = 0
         # The fleet's sends in the rate window when this run took its slot (None: no slot).
         self.sends_in_window: int | None = None
+        # The slot this run's send was admitted with (the last `begin` that took one).
+        self._slot: Slot | None = None
         # The journal phase this run is in: the disclosure (before) or the message.
         self.phase: Phase = MESSAGE
         # A disclosure that goes inside the message itself (a private reply: one per comment).
@@ -284,7 +292,7 @@ class _SendRun:
     async def _send(self, deadline: datetime) -> NoReturn:
         """One phase's send: a rate slot and the journal's lease (one call), the request, its
         answer (which always ends the phase: an outcome, a re-run, or `_DisclosureSent`)."""
-        admitted_ms = await self._begin(deadline)
+        admitted_ms = await self._fresh_slot(await self._begin(deadline))
         result = await self.s.graph.send_message(self.intent.account_id, self.body, self.cred.token)
         if admitted_ms is not None and result.http_status is not None:
             # Its slot's admission (Redis's clock) -> Graph's answer: what the transit
@@ -292,6 +300,37 @@ class _SendRun:
             self.s.transit.observe(self.s.clock.now_ms_exact() - admitted_ms)
         self._count_request(result)
         await self._handle(result, deadline)
+
+    async def _fresh_slot(self, admitted_ms: float | None) -> float | None:
+        """Pace at send time: a slot admitted long before the request leaves (this process
+        stalled: a busy host, a long GC) would reach Graph later than the transit allowance
+        covers, so it is given back and taken again now (a window that is full by then is
+        waited for). Returns the admission time the send goes with."""
+        slot = self._slot
+        if admitted_ms is None or slot is None:
+            return admitted_ms
+        member = slot.member
+        for _ in range(MAX_SLOT_RETAKES):
+            limit_ms = max(self.s.limiter.transit_ms / 2, STALE_SLOT_MIN_MS)
+            if self.s.clock.now_ms_exact() - admitted_ms <= limit_ms:
+                return admitted_ms
+            metrics.STALE_SLOTS_RETAKEN.inc()
+            before, member = self.s.clock.now_ms(), f"{self.owner}:{time.monotonic_ns()}"
+            wait = await self.s.limiter.retake(slot, member)
+            waited = 0.0
+            # (Bounded: the lease is held meanwhile; a window that stays full this long, a
+            # pause, lets the send go as first admitted.)
+            while wait > 0 and waited < STALE_SLOT_WAIT_MAX_S:
+                await asyncio.sleep(wait)
+                waited += wait
+                before = self.s.clock.now_ms()
+                wait = await self.s.limiter.acquire(
+                    slot.account_id, slot.rate_class, member, priority=slot.priority
+                )
+            if wait > 0:
+                return admitted_ms
+            admitted_ms = before  # at or before the admission: the age errs long
+        return admitted_ms
 
     # --- media -------------------------------------------------------------------------------
 
@@ -470,6 +509,7 @@ class _SendRun:
                 key, self.owner, self.s.lease_s(), park_until_ms=park_until_ms,
                 phase=self.phase, slot=slot, worker_id=self._listed_on(),
             )  # fmt: skip
+            self._slot = slot
             if begin.verdict != "wait":
                 break
             if begin.retry_in_s > sleep_max_s or reserve:

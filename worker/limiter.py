@@ -32,7 +32,6 @@ from ig_outbound.producers.redis_util import resolve
 from ig_outbound.producers.scripts import RATE_ACQUIRE
 from ig_outbound.worker.settings import RateSettings
 
-
 # How much the transit allowance may narrow per heartbeat (it widens at once).
 TRANSIT_NARROWING_MS = 10
 
@@ -177,6 +176,13 @@ class RateLimiter:
         )  # fmt: skip
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         return 0.0 if verdict == "go" else max(int(reply[1]), 1) / 1000
+
+    async def retake(self, slot: Slot, member: str) -> float:
+        """Give `slot`'s place in its window back and ask for one now under `member`: 0 if
+        admitted, else seconds to wait (then `acquire` again)."""
+        window = self._keys.rate_window(slot.account_id, slot.rate_class.value)
+        await resolve(self._redis.zrem(window, slot.member))
+        return await self.acquire(slot.account_id, slot.rate_class, member, priority=slot.priority)
 
     def own_usage_pct(self, cls: RateClass, sends_in_window: int) -> float:
         """The fleet's own sends in a class's window as a share of Meta's limit, in percent

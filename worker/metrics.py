@@ -70,6 +70,11 @@ TRANSIT_ALLOWANCE_SECONDS = Gauge(
     "The transit allowance this worker's rate windows add to Meta's window: the largest "
     "round-trip spread measured among live workers (worker/transit.py).",
 )
+STALE_SLOTS_RETAKEN = Counter(
+    "ig_outbound_stale_slots_retaken_total",
+    "Rate slots given back and taken again because this process stalled between the slot's "
+    "admission and the request (the transit allowance would not have covered the delay).",
+)
 RATE_WAITS = Counter(
     "ig_outbound_rate_waits_total",
     "Short in-process waits for a reserved rate slot, by rate class.",

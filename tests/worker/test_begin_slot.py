@@ -4,8 +4,13 @@ takes no slot, an ambiguous send's slot is the one its take-over sends in."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.producers.redis_util import resolve
+from ig_outbound.worker import metrics
 from ig_outbound.worker.limiter import Slot
 
 from .conftest import ACCOUNT, JobBench, MakeBench, ok
@@ -146,3 +151,42 @@ async def test_a_bulk_job_leaves_the_last_place_to_a_waiting_interactive_send(
     await bench.run("reply")
     assert len(bench.graph.requests) == 1 and await _window(bench) == before + 1
     assert await resolve(bench.redis.exists(waiting)) == 0
+
+
+async def test_a_slot_gone_stale_before_the_request_leaves_is_taken_again(
+    bench: JobBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pacing at send time: this process stalls between the slot's admission and the
+    request (simulated: its clock jumps 5 s on the begin's answer), so the send gives its
+    place back and takes one again; the window counts it once, at the new time."""
+    await bench.enqueue("stalled")
+    journal = bench.services.journal
+    real_begin = journal.begin
+
+    async def begin_then_stall(*args: Any, **kwargs: Any) -> Any:
+        answer = await real_begin(*args, **kwargs)
+        bench.services.clock.offset_ms += 5_000
+        return answer
+
+    monkeypatch.setattr(journal, "begin", begin_then_stall)
+    retaken = metrics.STALE_SLOTS_RETAKEN._value.get()
+    bench.graph.script(ok())
+    await bench.run("stalled")
+    assert len(bench.graph.requests) == 1
+    assert metrics.STALE_SLOTS_RETAKEN._value.get() == retaken + 1
+    entries = await resolve(
+        bench.redis.zrange(bench.keys.rate_window(ACCOUNT, "light"), 0, -1, withscores=True)
+    )
+    assert len(entries) == 1  # the first place was given back
+    [(_, admitted)] = entries
+    await bench.services.clock.sync()  # (Redis's real clock again)
+    assert admitted >= bench.services.clock.now_ms() - 1_000  # taken again just now
+
+
+async def test_a_fresh_slot_is_not_taken_again(bench: JobBench) -> None:
+    await bench.enqueue("fresh")
+    retaken = metrics.STALE_SLOTS_RETAKEN._value.get()
+    bench.graph.script(ok())
+    await bench.run("fresh")
+    assert metrics.STALE_SLOTS_RETAKEN._value.get() == retaken
+    assert await _window(bench) == 1
