@@ -62,7 +62,11 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             # This box runs Redis, the emulator, three workers and the suite on two cores:
             # a starved process delays requests more than a network path would, so the
             # transit margin is wider than the production default (100 ms).
-            rate={"transit_max_ms": WINDOW_MARGIN_MS, "transit_measured": False},
+            rate={
+                "transit_max_ms": WINDOW_MARGIN_MS,
+                "transit_measured": False,
+                "utilization": UTILIZATION,
+            },
             # Flows measure rates and order: their media URLs are placeholders, not probed.
             media={"probe": False},
         )

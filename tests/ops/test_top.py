@@ -358,17 +358,29 @@ def test_a_start_that_cannot_work_is_one_json_line_and_exit_2(
 
 class TmuxTop:
     """`ig-outbound top` in a pane of a private tmux server (its own socket: no one else's
-    sessions are touched). The pane stays after the command ends, so its exit status can be
-    read."""
+    sessions are touched). A small parent in the pane records top's exit status in a file:
+    tmux marks a pane dead when its terminal closes, but twice in a full suite it never
+    learnt the status of the process that had ended."""
 
     def __init__(self, tmp: Path, args: list[str], env: dict[str, str]) -> None:
         self.socket = f"igo-top-{uuid.uuid4().hex[:12]}"
         self.session = "top"
+        self.status_file = tmp / f"top-status-{uuid.uuid4().hex[:8]}"
         config = tmp / "tmux.conf"
         config.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")
         # The terminal's size is the pane's: a COLUMNS or LINES of ours would override it.
         self.env = {k: v for k, v in env.items() if k not in {"COLUMNS", "LINES", "TMUX"}}
-        command = shlex.join([sys.executable, "-m", "ig_outbound.cli", "top", *args])
+        top = [sys.executable, "-m", "ig_outbound.cli", "top", *args]
+        # The parent starts top with Ctrl-C's default, then ignores Ctrl-C itself (the
+        # terminal sends it to both) and writes top's exit status (negative: its signal).
+        parent = (
+            "import signal, subprocess, sys; "
+            "child = subprocess.Popen(sys.argv[2:]); "
+            "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "code = child.wait(); "
+            "open(sys.argv[1], 'w').write(str(code))"
+        )
+        command = shlex.join([sys.executable, "-c", parent, str(self.status_file), *top])
         self._tmux("-f", str(config), "new-session", "-d", "-s", self.session, "-x", "160",
                    "-y", "50", command)  # fmt: skip
 
@@ -400,29 +412,19 @@ class TmuxTop:
     def interrupt(self) -> int:
         """Ctrl-C; wait for the command to end: its exit status."""
         self._tmux("send-keys", "-t", self.session, "C-c")
-        end = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
-        found: list[str] = []
 
         def ended() -> bool:
-            # tmux marks the pane dead when the terminal closes, and learns the exit status
-            # a moment later: wait for the status (or the signal that killed it).
-            shown = self._tmux("display-message", "-p", "-t", self.session, end)
-            dead, status, signal = shown.strip().split(":")
-            found[:] = [dead, status, signal]
-            return dead == "1" and bool(status or signal)
+            return self.status_file.exists() and self.status_file.read_text() != ""
 
         try:
-            # Twice in a full suite the pane had not ended 10 s after Ctrl-C (cause not
-            # known yet): wait longer, and say what tmux reports if it still has not.
             wait_until(ended, 30.0, "top to end after Ctrl-C", poll_s=0.1)
         except TimeoutError:
             raise AssertionError(
-                f"top did not end after Ctrl-C (pane dead, status, signal: {found}); the pane "
-                f"shows:\n{self.screen()}"
+                f"top did not end after Ctrl-C; the pane shows:\n{self.screen()}"
             ) from None
-        _, status, signal = found
-        assert status, f"top was killed by signal {signal}; the pane shows:\n{self.screen()}"
-        return int(status)
+        code = int(self.status_file.read_text())
+        assert code >= 0, f"top was killed by signal {-code}; the pane shows:\n{self.screen()}"
+        return code
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)

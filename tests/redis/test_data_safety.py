@@ -100,6 +100,7 @@ def test_what_workers_publish_comes_back_after_redis_lost_it(
     with running_worker(settings, log):
         r, keys = connect_sync(settings), Keys(settings.key_prefix)
         r.flushall()  # a restart without persistence
+        # (The accounts come back with the tokens' own poll too, maybe before the spacing.)
         wait_until(lambda: bool(r.scard(keys.accounts)), 10, "the accounts republished")
-        assert r.hlen(keys.rates)
+        wait_until(lambda: bool(r.hlen(keys.rates)), 10, "the rate spacing republished")
         assert send_through(settings, log) == "sent"
