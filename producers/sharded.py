@@ -8,8 +8,9 @@ the async client), results in input order.
 
 A shard that does not answer refuses its own intents with `ShardUnavailableError`
 (`shard_unavailable`, naming the shard and its URL without the password); the other shards'
-intents are queued all the same. Enqueue is idempotent, so a caller sends the refused ones
-again. An intent that does not validate is refused before any routing (its count goes to
+intents are queued all the same; enqueue is idempotent, so a caller sends the refused ones
+again. With one shard (no `shards` listed) Redis's own errors propagate, exactly as from the
+plain clients. An intent that does not validate is refused before any routing (its count goes to
 shard 0's `refused:invalid`).
 
 Idempotency keys are claimed on the account's shard: the same key used for two accounts on
@@ -42,6 +43,8 @@ from ig_outbound.producers.validation import parse_intent
 
 # What a shard that is down or frozen raises (redis-py wraps most in RedisError).
 _DOWN = (RedisError, OSError)
+# What enqueue turns into a refusal of one shard's intents: nothing with one shard.
+_NOTHING: tuple[type[BaseException], ...] = ()
 
 
 def _unavailable(settings: ClientSettings, shard: int, exc: BaseException) -> ShardUnavailableError:
@@ -136,6 +139,7 @@ class ShardedOutboundClient:
         if len(clients) != len(self.shards):
             raise ValueError(f"{len(clients)} clients for {len(self.shards)} shards")
         self.clients = list(clients)
+        self._down = _DOWN if len(self.shards) > 1 else _NOTHING
 
     @classmethod
     def connect(cls, settings: ClientSettings | None = None) -> ShardedOutboundClient:
@@ -169,7 +173,7 @@ class ShardedOutboundClient:
         shard = self.shards.index(parsed.account_id)
         try:
             return await self.clients[shard].enqueue(parsed)
-        except _DOWN as exc:
+        except self._down as exc:
             raise _unavailable(self.settings, shard, exc) from exc
 
     async def enqueue_many(self, intents: Iterable[IntentInput]) -> list[EnqueueResult]:
@@ -188,7 +192,7 @@ class ShardedOutboundClient:
     ) -> list[EnqueueResult]:
         try:
             return await self.clients[shard].enqueue_many([i for _, i in group])
-        except _DOWN as exc:
+        except self._down as exc:
             return _keyed(_refusals(len(group), _unavailable(self.settings, shard, exc)), group)
 
     def _asked(self, account_id: str | None) -> list[OutboundClient]:
@@ -261,6 +265,7 @@ class SyncShardedOutboundClient:
         if len(clients) != len(self.shards):
             raise ValueError(f"{len(clients)} clients for {len(self.shards)} shards")
         self.clients = list(clients)
+        self._down = _DOWN if len(self.shards) > 1 else _NOTHING
 
     @classmethod
     def connect(cls, settings: ClientSettings | None = None) -> SyncShardedOutboundClient:
@@ -291,7 +296,7 @@ class SyncShardedOutboundClient:
         shard = self.shards.index(parsed.account_id)
         try:
             return self.clients[shard].enqueue(parsed)
-        except _DOWN as exc:
+        except self._down as exc:
             raise _unavailable(self.settings, shard, exc) from exc
 
     def enqueue_many(self, intents: Iterable[IntentInput]) -> list[EnqueueResult]:
@@ -299,7 +304,7 @@ class SyncShardedOutboundClient:
         for shard, group in sorted(_route(intents, self.shards).items()):
             try:
                 answer = self.clients[shard].enqueue_many([i for _, i in group])
-            except _DOWN as exc:
+            except self._down as exc:
                 error = _unavailable(self.settings, shard, exc)
                 answer = _keyed(_refusals(len(group), error), group)
             for (position, _), result in zip(group, answer, strict=True):
