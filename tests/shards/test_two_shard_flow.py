@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from ig_outbound.emulator import EmulatorConfig, EmulatorControl, run_emulator_process
 from ig_outbound.emulator.config import AccountConfig
@@ -71,6 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoShards]:
             redis_allow_data_loss=True,
             retry={"backoff_base_s": 0.05},
             media={"probe": False},
+            accounts={"encryption_keys": [SecretStr(Fernet.generate_key().decode())]},
         )
         only_zero = tuned(settings, worker={"shards": [0]})
         workers = [
@@ -87,10 +90,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoShards]:
         assert codes == [0, 0], codes
 
 
-def _cli(stack: TwoShards, *args: str) -> Any:
+def _cli(stack: TwoShards, *args: str, **env: str) -> Any:
     done = subprocess.run(
         [sys.executable, "-m", "ig_outbound.cli", *args],
-        env=process_env(client_view(stack.settings)),
+        env={**process_env(stack.settings), **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -185,3 +188,28 @@ def test_a_worker_told_to_serve_a_shard_that_does_not_exist_says_so(
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["error"] == "invalid_settings"
     assert "shard 2 does not exist" in json.dumps(report)
+
+
+def test_an_account_added_at_run_time_lives_on_its_shard_and_sends(stack: TwoShards) -> None:
+    account = accounts_on(1, 1, start=900)[0]
+    token = "IGAA" + secrets.token_urlsafe(24)
+    stack.control.add_account(account, token, "added1")
+    added = _cli(stack, "accounts", "add", "--token-env", "NEW_TOKEN", NEW_TOKEN=token)
+    assert added["account"]["account_id"] == account, added
+    zero, one = raw(stack.servers[0]), raw(stack.servers[1])
+    assert one.exists(KEYS.account(account)) and not zero.exists(KEYS.account(account))
+    assert one.sismember(KEYS.accounts, account) and not zero.sismember(KEYS.accounts, account)
+    listed = {a["account_id"] for a in _cli(stack, "accounts", "list", "--json")}
+    assert listed == {*ACCOUNTS, account}  # both shards' registries
+    assert _cli(stack, "accounts", "show", account)["account_id"] == account
+
+    intent = text_intent(f"added-{uuid.uuid4().hex[:8]}", account, "70001", "to the new one")
+    with SyncShardedOutboundClient.connect(client_view(stack.settings)) as client:
+        # The shard-1 worker reads its registry within a poll: then the token is there.
+        assert client.enqueue(intent).status == "queued"
+        assert client.wait(intent["idempotency_key"], timeout=60).status == "sent"
+
+    removed = _cli(stack, "accounts", "remove", account)
+    assert removed, removed
+    assert not one.sismember(KEYS.accounts, account)
+    assert zero.scard(KEYS.accounts) == 2  # the other shard is untouched
