@@ -213,3 +213,16 @@ def test_an_account_added_at_run_time_lives_on_its_shard_and_sends(stack: TwoSha
     assert removed, removed
     assert not one.sismember(KEYS.accounts, account)
     assert zero.scard(KEYS.accounts) == 2  # the other shard is untouched
+
+
+def test_the_readiness_probe_pings_every_shard_the_worker_serves(stack: TwoShards) -> None:
+    for served in ("[0]", "[1]", "[]"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ig_outbound.cli", "health", "ready"],
+            env={**process_env(stack.settings), "IG_OUTBOUND_WORKER__SHARDS": served},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, (served, done.stdout, done.stderr[-1000:])
+        assert json.loads(done.stdout)["redis"] == "ok"
