@@ -158,11 +158,7 @@ def run_phase(
         clients = [redis.Redis(port=s.port) for s in servers]
         for c in clients:
             stack.callback(c.close)
-        procs = WorkerGroup(log_dir, tag)
-        stack.callback(procs.stop)
-        for i in range(args.workers):
-            env = _worker_env(args, urls, i % shards, graph_url, accounts)
-            procs.ours.append(WorkerProcess(env, log_path=procs.log_path(i)).start())
+        procs = _start_workers(stack, args, log_dir, tag, urls, graph_url, accounts)
         settings = ClientSettings(
             redis_url=urls[0], shards=urls if shards > 1 else [], key_prefix=PREFIX,
             redis_allow_data_loss=True,
@@ -190,6 +186,19 @@ def run_phase(
         if stats["accepted"] != args.n or stats["rejected"] != 0:
             raise BenchError(f"{tag}: the emulator saw {stats['accepted']} calls, not {args.n}")
     return _figures(shards, args, measured, before, after)
+
+
+def _start_workers(
+    stack: ExitStack, args: argparse.Namespace, log_dir: Path, tag: str, urls: list[str],
+    graph_url: str, accounts: list[BenchAccount],
+) -> WorkerGroup:  # fmt: skip
+    """`--workers` worker processes, shard i % N each; stopped with `stack`."""
+    procs = WorkerGroup(log_dir, tag)
+    stack.callback(procs.stop)
+    for i in range(args.workers):
+        env = _worker_env(args, urls, i % len(urls), graph_url, accounts)
+        procs.ours.append(WorkerProcess(env, log_path=procs.log_path(i)).start())
+    return procs
 
 
 def _done(clients: Sequence[redis.Redis], keys: Keys, target: int) -> tuple[bool, str]:

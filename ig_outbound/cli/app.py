@@ -161,32 +161,12 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker under a supervisor that outlives Redis outages (ARQ's CLI works too)."""
+    from ig_outbound.producers.errors import OutboundError
+
     if shard:
         # Read by the settings like any IG_OUTBOUND_* variable (and by child processes).
         os.environ["IG_OUTBOUND_WORKER__SHARDS"] = json.dumps(sorted(set(shard)))
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-
-    from ig_outbound.accounts.cipher import TokenCipher
-    from ig_outbound.accounts.errors import AccountConfigError
-    from ig_outbound.producers.connection import RedisTargetError, redis_params
-    from ig_outbound.producers.errors import OutboundError
-    from ig_outbound.worker.errors import TokenConfigError
-    from ig_outbound.worker.settings import get_settings
-    from ig_outbound.worker.tokens import LocalTokens
-
-    try:
-        settings = get_settings()
-        LocalTokens(settings.tokens, settings.tokens_file)
-        TokenCipher.from_settings(settings.accounts)
-        target = redis_params(settings).display
-    except (ValidationError, SettingsError) as exc:
-        raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
-    except (TokenConfigError, AccountConfigError) as exc:
-        raise _fail(exc.as_dict()) from None
-    except RedisTargetError as exc:
-        raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
-
+    settings, target = _worker_settings()
     served = settings.served_shards()
     if len(served) > 1:
         from ig_outbound.cli.shard_workers import run_shard_workers
@@ -221,6 +201,32 @@ def worker(
         ) from None
     except OutboundError as exc:  # e.g. a Redis that may lose data, refused at start
         raise _fail({**exc.as_dict(), "redis": target}) from None
+
+
+def _worker_settings() -> tuple[WorkerConfig, str]:
+    """The worker's settings, checked (tokens, encryption keys, Redis URL), and its Redis as
+    shown in messages; or one error line and exit 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from ig_outbound.accounts.cipher import TokenCipher
+    from ig_outbound.accounts.errors import AccountConfigError
+    from ig_outbound.producers.connection import RedisTargetError, redis_params
+    from ig_outbound.worker.errors import TokenConfigError
+    from ig_outbound.worker.settings import get_settings
+    from ig_outbound.worker.tokens import LocalTokens
+
+    try:
+        settings = get_settings()
+        LocalTokens(settings.tokens, settings.tokens_file)
+        TokenCipher.from_settings(settings.accounts)
+        return settings, redis_params(settings).display
+    except (ValidationError, SettingsError) as exc:
+        raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
+    except (TokenConfigError, AccountConfigError) as exc:
+        raise _fail(exc.as_dict()) from None
+    except RedisTargetError as exc:
+        raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
 
 
 def _check_metrics_port(settings: WorkerConfig) -> None:
