@@ -58,17 +58,22 @@ def _unavailable(settings: ClientSettings, shard: int, exc: BaseException) -> Sh
     )
 
 
+# The group of intents refused before routing (they have no shard).
+INVALID = -1
+
+
 def _route(
     items: Iterable[IntentInput], shards: ShardMap
 ) -> dict[int, list[tuple[int, IntentInput]]]:
-    """Input positions and intents per shard; an invalid intent goes to shard 0, whose
-    client refuses (and counts) it as it would without shards."""
+    """Input positions and intents per shard; the invalid ones in a group of their own
+    (`INVALID`), which shard 0's client refuses and counts (best effort: never a Redis
+    error), so a shard that is down never hides why an intent was refused."""
     groups: dict[int, list[tuple[int, IntentInput]]] = {}
     for position, item in enumerate(items):
         try:
             parsed = parse_intent(item)
         except IntentError:
-            groups.setdefault(0, []).append((position, item))
+            groups.setdefault(INVALID, []).append((position, item))
             continue
         groups.setdefault(shards.index(parsed.account_id), []).append((position, parsed))
     return groups
@@ -190,6 +195,7 @@ class ShardedOutboundClient:
     async def _shard_batch(
         self, shard: int, group: list[tuple[int, IntentInput]]
     ) -> list[EnqueueResult]:
+        shard = max(shard, 0)  # INVALID: shard 0's client refuses and counts them
         try:
             return await self.clients[shard].enqueue_many([i for _, i in group])
         except self._down as exc:
@@ -301,7 +307,8 @@ class SyncShardedOutboundClient:
 
     def enqueue_many(self, intents: Iterable[IntentInput]) -> list[EnqueueResult]:
         results: dict[int, EnqueueResult] = {}
-        for shard, group in sorted(_route(intents, self.shards).items()):
+        for key, group in sorted(_route(intents, self.shards).items()):
+            shard = max(key, 0)  # INVALID: shard 0's client refuses and counts them
             try:
                 answer = self.clients[shard].enqueue_many([i for _, i in group])
             except self._down as exc:

@@ -86,6 +86,12 @@ async def test_a_shard_that_is_down_refuses_only_its_own_intents(
     raw(two_redis[0]).sadd(KEYS.accounts, *zero)
     async with ShardedOutboundClient.connect(settings) as client:
         results = await client.enqueue_many([_intent("d-1", one[0]), _intent("d-0", zero[0])])
+        # Shard 0 down too: an invalid intent is still refused as invalid, not as unavailable.
+        async with ShardedOutboundClient.connect(
+            settings.model_copy(update={"shards": list(reversed(settings.shards))})
+        ) as flipped:
+            bad = await flipped.enqueue_many([{"idempotency_key": "x", "account_id": "no"}])
+        assert bad[0].error is not None and bad[0].error.code == "invalid_intent"
         with pytest.raises(ShardUnavailableError) as caught:
             await client.enqueue(_intent("d-2", one[0]))
         with pytest.raises(TimeoutError):  # waiting still ends: the live shard has no news
