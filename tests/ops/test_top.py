@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import shlex
@@ -397,6 +398,23 @@ class TmuxTop:
             raise AssertionError(f"{what}; the pane shows:\n{self.screen()}") from None
         return self.screen()
 
+    def _unreaped_status(self) -> str:
+        """The exit status of the pane's process when it has exited but tmux has not read it
+        yet: tmux 3.3 can close a pane before its SIGCHLD handler collects the status (the
+        race tmux#4841 describes), and in full suites that status never came. The kernel
+        keeps it in the zombie's /proc/<pid>/stat (field 52, `exit_code`, as waitpid gives
+        it); a process that has not exited yields nothing."""
+        pid = self._tmux("display-message", "-p", "-t", self.session, "#{pane_pid}").strip()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return ""
+        fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is field 3, the state
+        if fields[0] != "Z" or len(fields) < 50:
+            return ""
+        code = int(fields[49])
+        return str(os.WEXITSTATUS(code)) if os.WIFEXITED(code) else ""
+
     def interrupt(self) -> int:
         """Ctrl-C; wait for the command to end: its exit status."""
         self._tmux("send-keys", "-t", self.session, "C-c")
@@ -408,6 +426,8 @@ class TmuxTop:
             # a moment later: wait for the status (or the signal that killed it).
             shown = self._tmux("display-message", "-p", "-t", self.session, end)
             dead, status, signal = shown.strip().split(":")
+            if dead == "1" and not (status or signal):
+                status = self._unreaped_status()
             found[:] = [dead, status, signal]
             return dead == "1" and bool(status or signal)
 
