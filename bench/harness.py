@@ -190,11 +190,11 @@ def start_stack(
         r,
         list(accounts),
         log_dir,
-        _find_emulator_pid(),
+        find_emulator_pid(),
     )
 
 
-def _find_emulator_pid() -> int | None:
+def find_emulator_pid() -> int | None:
     """The emulator is our child (`python -m ig_outbound.emulator ...`), found by its cmdline."""
     me = str(os.getpid())
     for entry in Path("/proc").glob("[0-9]*"):

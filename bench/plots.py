@@ -147,3 +147,40 @@ def recovery_times(seconds: Sequence[float], baseline_s: float, path: Path) -> P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def shard_scaling(
+    rates: Mapping[int, float], redis_us: Mapping[int, Sequence[float]], path: Path
+) -> Path:
+    """Left: intents/s with 1 and 2 Redis shards. Right: each shard's Redis CPU per intent,
+    with the intents/s one Redis core would sustain at that cost."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    xs = sorted(rates)
+    left.plot(xs, [rates[x] for x in xs], marker="o", label="measured (same worker processes)")
+    for x in xs:
+        left.annotate(f"{rates[x]:,.0f}", (x, rates[x]), textcoords="offset points",
+                      xytext=(0, 6), ha="center", fontsize=8)  # fmt: skip
+    left.set_xticks(xs)
+    left.set_xlabel("Redis shards")
+    left.set_ylabel("intents/s")
+    left.set_ylim(bottom=0)
+    left.set_title("Throughput")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8, loc="lower right")
+    labels, values = [], []
+    for x in xs:
+        for i, us in enumerate(redis_us[x]):
+            labels.append(f"{x} shard{'s' if x > 1 else ''}\nshard {i}")
+            values.append(us)
+    bars = right.bar(range(len(values)), values, color="tab:orange")
+    for bar, us in zip(bars, values, strict=True):
+        per_core = 1e6 / us if us else 0
+        right.annotate(f"{us:,.0f} µs\n{per_core:,.0f}/s per core",
+                       (bar.get_x() + bar.get_width() / 2, us), textcoords="offset points",
+                       xytext=(0, 4), ha="center", fontsize=8)  # fmt: skip
+    right.set_xticks(range(len(values)), labels, fontsize=8)
+    right.set_ylabel("Redis CPU µs per intent")
+    right.set_ylim(0, max(values, default=1) * 1.35)
+    right.set_title("Redis CPU per intent, per shard")
+    right.grid(alpha=0.3, axis="y")
+    return _save(fig, path)

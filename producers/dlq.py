@@ -104,6 +104,11 @@ def _id_tuple(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def entry_order(entry_id: str) -> tuple[int, int]:
+    """Sort key of an entry id (time, then sequence): to merge lists of several streams."""
+    return _id_tuple(entry_id) if valid_entry_id(entry_id) else (0, 0)
+
+
 def valid_entry_id(entry_id: str) -> bool:
     """True for a full stream entry id (`<ms>-<seq>`, each part an unsigned 64-bit number)."""
     if _ENTRY_ID.fullmatch(entry_id) is None:

@@ -330,6 +330,10 @@ class OutboundClient:
         return poll.result()
 
     async def _outcomes(self, keys: Sequence[str]) -> list[object]:
+        return await self.outcomes_raw(keys)
+
+    async def outcomes_raw(self, keys: Sequence[str]) -> list[object]:
+        """The stored outcome JSON of each key (None: none yet), in one pipelined read."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hget(self.keys.record(key), "outcome")
@@ -425,17 +429,20 @@ class SyncOutboundClient:
         """As `OutboundClient.wait_many` (see `wait` for a frozen Redis)."""
         poll = _Poll(keys, timeout)
         while not poll.done():
-            try:
-                with self._redis.pipeline(transaction=False) as pipe:
-                    for key in poll.pending:
-                        pipe.hget(self.keys.record(key), "outcome")
-                    poll.take(pipe.execute())
-            except RedisError:
-                pass  # Redis frozen or away: no news; the deadline decides
+            # Redis frozen or away: no news; the deadline decides.
+            with contextlib.suppress(RedisError):
+                poll.take(self.outcomes_raw(poll.pending))
             if poll.done():
                 break
             time.sleep(poll.next_delay())
         return poll.result()
+
+    def outcomes_raw(self, keys: Sequence[str]) -> list[object]:
+        """As `OutboundClient.outcomes_raw`."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(self.keys.record(key), "outcome")
+            return list(pipe.execute())
 
     def register_accounts(self, account_ids: Iterable[str]) -> None:
         """As `OutboundClient.register_accounts`."""

@@ -6,7 +6,11 @@
      │    └── AccountRemovedError  the account was removed (`ig-outbound accounts remove`)
      ├── WindowClosedError         the conversation's messaging window is closed (or unknown
      │                             and refused by policy; or the comment was answered)
-     └── IdempotencyConflictError  the key was used before with other content
+     ├── IdempotencyConflictError  the key was used before with other content
+     ├── ShardConfigError          the shard list cannot be used (empty, a URL twice, ...)
+     └── ShardUnavailableError     the account's shard (one Redis of several) did not answer:
+                                   nothing of it was queued there for sure; enqueue again
+                                   (idempotent); other shards' intents are unaffected
 
 The worker side has its own root (`ig_outbound.worker.errors.WorkerError`), the local
 harness too (`ig_outbound.harness.errors.HarnessError`).
@@ -109,3 +113,31 @@ class WindowClosedError(OutboundError, ValueError):
 
     def as_dict(self) -> dict[str, Any]:
         return {"error": self.code, "reason": self.reason, "message": str(self)}
+
+
+class ShardConfigError(OutboundError, ValueError):
+    """The shard list cannot be used: empty, a URL listed twice, an index out of range."""
+
+    code = "invalid_shards"
+
+
+class ShardUnavailableError(OutboundError):
+    """One shard (one Redis primary) did not answer. `shard` is its index, `redis` its URL
+    without the password. Enqueue is idempotent: the same intents can be sent again."""
+
+    code = "shard_unavailable"
+
+    def __init__(self, message: str, *, shard: int, redis: str, detail: str) -> None:
+        super().__init__(message)
+        self.shard = shard
+        self.redis = redis
+        self.detail = detail
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "shard": self.shard,
+            "redis": self.redis,
+            "detail": self.detail,
+            "message": str(self),
+        }

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A record must outlive any intent; the enqueue script refuses shorter retentions too.
@@ -30,6 +30,11 @@ class ClientSettings(BaseSettings):
     # redis:// (rediss:// for TLS, unix:// for a socket); user names and percent-encoded
     # passwords work; see producers/connection.py for the query options.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Past one Redis primary: the Redis URLs of N independent primaries, in shard order (a
+    # JSON list). Accounts are spread over them by `producers/shards.py`'s rule; the order is
+    # part of the rule (never reorder; only append, see docs/scaling.md). Empty: one shard,
+    # `redis_url`. Every other Redis setting (TLS files, timeouts, Sentinel) holds for each.
+    shards: list[str] = Field(default_factory=list, max_length=1024)
     # TLS: a CA bundle to verify the server, and a client certificate and key (mutual TLS).
     redis_tls_ca_file: Path | None = None
     redis_tls_cert_file: Path | None = None
@@ -51,6 +56,24 @@ class ClientSettings(BaseSettings):
     idempotency_retention_s: int = Field(default=7 * 24 * 3600, ge=MIN_RETENTION_S)
     # Deadline given to intents that carry no `not_after`.
     default_deadline_s: int = Field(default=24 * 3600, ge=1)
+
+    @field_validator("shards")
+    @classmethod
+    def _distinct_shards(cls, value: list[str]) -> list[str]:
+        # Messages name positions, never URLs (a URL may carry a password).
+        blank = [i for i, url in enumerate(value) if not url.strip()]
+        if blank:
+            raise ValueError(f"shard {blank[0]} has an empty URL")
+        seen: dict[str, int] = {}
+        for i, url in enumerate(value):
+            if url in seen:
+                raise ValueError(f"shards {seen[url]} and {i} are the same URL")
+            seen[url] = i
+        return value
+
+    def shard_urls(self) -> list[str]:
+        """The Redis URL of each shard, in shard order (`[redis_url]` without shards)."""
+        return list(self.shards) or [self.redis_url]
 
 
 @lru_cache(maxsize=1)

@@ -76,9 +76,14 @@ def load_settings() -> Settings:
     pydantic's errors, whose text shows the input (a malformed IG_OUTBOUND_TOKENS would
     print tokens where ARQ's CLI shows the import error)."""
     try:
-        return get_settings()
+        settings = get_settings()
     except (ValidationError, SettingsError) as exc:
         raise InvalidSettingsError(settings_problems(exc)) from None
+    if len(settings.served_shards()) > 1:  # one ARQ worker reads one Redis's queue
+        message = "an ARQ worker serves one shard: set it to [i] (`ig-outbound worker` runs one "
+        message += "process per shard)"
+        raise InvalidSettingsError([{"setting": "worker.shards", "msg": message}])
+    return settings
 
 
 class GuardedWorker(Worker):

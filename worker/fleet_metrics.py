@@ -10,12 +10,18 @@ dies, another takes the lease within an interval and a half. Across a handover t
 may briefly serve them (or none): aggregate fleet series with `max`, never `sum`
 (deploy/prometheus/alerts.yml and the dashboard do);
 `ig_outbound_fleet_metrics_timestamp_seconds` says how fresh they are.
+
+With shards (docs/scaling.md) each shard is a fleet of its own, with its own lease holder:
+every fleet series then carries the label `shard` (the shard's index; a deployment without
+shards serves no such label), so a total over shards is `sum(max by (shard) (...))` (which
+is plain `max` without shards) and a handover still counts once.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -70,6 +76,9 @@ FLEET_METRICS: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
         "gauge", "When the fleet's gauges were last computed (Unix time, Redis's clock).", ()),
 }  # fmt: skip
 
+# Labels every fleet series carries besides its own when there are shards (a fleet per shard).
+FLEET_LABELS: Final[tuple[str, ...]] = ("shard",)
+
 
 class FleetCollector(Collector):
     """Serves the fleet's series while this worker holds the lease, nothing otherwise."""
@@ -82,7 +91,11 @@ class FleetCollector(Collector):
         with self._lock:
             return list(self._families)
 
-    def serve(self, snapshot: FleetSnapshot, states: AccountStates) -> None:
+    def serve(
+        self, snapshot: FleetSnapshot, states: AccountStates, shard: str | None = None
+    ) -> None:
+        _gauge = partial(_family_of, GaugeMetricFamily, shard=shard)
+        _counter = partial(_counter_of, shard=shard)
         families = [
             _gauge("ig_outbound_queue_ready", snapshot.ready),
             _gauge("ig_outbound_queue_scheduled", snapshot.scheduled),
@@ -109,30 +122,43 @@ def _help(name: str) -> str:
     return FLEET_METRICS[name][1]
 
 
-def _gauge(name: str, value: float | None, by: dict[str, dict[str, int]] | None = None) -> Metric:
-    return _family(GaugeMetricFamily, name, value, by)
-
-
-def _counter(name: str, value: float | None, by: dict[str, dict[str, int]] | None = None) -> Metric:
+def _counter_of(
+    name: str,
+    value: float | None,
+    by: dict[str, dict[str, int]] | None = None,
+    *,
+    shard: str | None,
+) -> Metric:
     # The family adds `_total` itself.
-    return _family(CounterMetricFamily, name.removesuffix("_total"), value, by, help_of=name)
+    return _family_of(
+        CounterMetricFamily, name.removesuffix("_total"), value, by, help_of=name, shard=shard
+    )
 
 
-def _family(
+def _family_of(
     kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
     name: str,
     value: float | None,
-    by: dict[str, dict[str, int]] | None,
+    by: dict[str, dict[str, int]] | None = None,
     help_of: str | None = None,
+    *,
+    shard: str | None,
 ) -> Metric:
-    """One family: a single value, or one sample per value of one label (`by`)."""
+    """One family: a single value, or one sample per value of one label (`by`); labelled
+    with its shard when there are shards."""
     text = _help(help_of or name)
+    extra = [] if shard is None else [shard]
+    names = [] if shard is None else list(FLEET_LABELS)
     if by is None:
-        return kind(name, text, value=value)
+        if shard is None:
+            return kind(name, text, value=value)
+        family = kind(name, text, labels=names)
+        family.add_metric(extra, value if value is not None else 0)
+        return family
     [(label, values)] = by.items()
-    family = kind(name, text, labels=[label])
+    family = kind(name, text, labels=[label, *names])
     for label_value, n in sorted(values.items()):
-        family.add_metric([label_value], n)
+        family.add_metric([label_value, *extra], n)
     return family
 
 
@@ -154,6 +180,7 @@ class FleetMetrics:
         owner: str,
         tuning: WorkerTuning,
         collector: FleetCollector = COLLECTOR,
+        shard: str | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -162,6 +189,7 @@ class FleetMetrics:
         self._owner = owner
         self._tuning = tuning
         self._collector = collector
+        self._shard = shard
         self._release = redis.register_script(LEASE_RELEASE.source)
 
     async def step(self) -> bool:
@@ -179,7 +207,7 @@ class FleetMetrics:
         except Exception:
             self._collector.clear()  # stale fleet numbers mislead more than none
             raise
-        self._collector.serve(snapshot, states)
+        self._collector.serve(snapshot, states, self._shard)
         return True
 
     async def stop(self) -> None:

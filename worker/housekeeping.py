@@ -196,6 +196,7 @@ class Housekeeping:
             refresher.account_states,
             self.worker_id,
             services.settings.worker,
+            shard=services.settings.shard_label,
         )
 
     def start(self) -> None:

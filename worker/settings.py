@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ig_outbound.accounts.settings import AccountToolSettings
+from ig_outbound.producers.shards import ShardMap, shard_settings
 from ig_outbound.producers.window import (
     WINDOW_HUMAN_AGENT_S,
     WINDOW_MARGIN_S,
@@ -180,6 +181,10 @@ class WorkerTuning(BaseModel):
     heartbeat_file: Path | None = Path("/tmp/ig-outbound-worker.alive")
     # One worker of the fleet computes the fleet's gauges this often (worker/fleet_metrics.py).
     fleet_metrics_interval_s: float = Field(default=10.0, gt=0, le=300)
+    # Which shards (indexes into IG_OUTBOUND_SHARDS) this worker serves; empty: all of them.
+    # One ARQ worker serves one shard: `ig-outbound worker` runs one process per served shard
+    # (docs/scaling.md), each with this set to its one index.
+    shards: list[int] = Field(default_factory=list, max_length=1024)
 
     @property
     def heartbeat_stale_s(self) -> float:
@@ -223,8 +228,40 @@ class Settings(AccountToolSettings):
     # labels stay bounded, so only these. Each must be an account this worker serves.
     metrics_accounts: list[str] = Field(default_factory=list, max_length=200)
 
+    @model_validator(mode="after")
+    def _shards_exist(self) -> Settings:
+        self.served_shards()  # ShardConfigError is a ValueError: an invalid setting
+        return self
+
+    def served_shards(self) -> list[int]:
+        """The shard indexes this worker serves (`ShardConfigError` for one that does not
+        exist): `worker.shards`, or every shard."""
+        shards = ShardMap.from_settings(self)
+        chosen = self.worker.shards or list(range(len(shards)))
+        return sorted({shards.check(i) for i in chosen})
+
+    @property
+    def shard_label(self) -> str | None:
+        """The `shard` label of this worker's fleet series (None without shards)."""
+        if not self.shards:
+            return None
+        return ",".join(map(str, self.served_shards()))
+
+
+def pin_shard(settings: Settings) -> Settings:
+    """Settings of a worker that serves one shard aim at that shard's Redis (`redis_url`);
+    settings that name several shards stay as they are (`ig-outbound worker` then runs a
+    process per shard)."""
+    served = settings.served_shards()
+    if len(served) != 1:
+        return settings
+    pinned = shard_settings(settings, served[0])
+    assert isinstance(pinned, Settings)
+    return pinned
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide worker settings, read once from the environment."""
-    return Settings()
+    """The process-wide worker settings, read once from the environment (aimed at the
+    shard it serves: `pin_shard`)."""
+    return pin_shard(Settings())

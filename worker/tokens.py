@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,6 +37,7 @@ from ig_outbound.accounts.cipher import TokenCipher, fingerprint
 from ig_outbound.accounts.errors import CorruptAccountError
 from ig_outbound.accounts.registry import AccountEntry, AccountRegistry, Source, is_account_id
 from ig_outbound.logs import set_secrets
+from ig_outbound.producers.shards import ShardMap
 from ig_outbound.worker import metrics
 from ig_outbound.worker.errors import TokenConfigError
 from ig_outbound.worker.settings import Settings
@@ -100,10 +101,27 @@ def _read(path: Path) -> bytes:
 ReloadResult = Literal["unchanged", "changed", "error"]
 
 
+def served_accounts(settings: Settings) -> Callable[[str], bool] | None:
+    """Whether an account is on a shard this worker serves (None: no shards, all are)."""
+    shards = ShardMap.from_settings(settings)
+    if len(shards) == 1:
+        return None
+    served = frozenset(settings.served_shards())
+    return lambda account: shards.index(account) in served
+
+
 class LocalTokens:
     """Tokens from the environment and the tokens file."""
 
-    def __init__(self, env: Mapping[str, SecretStr], path: Path | None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, SecretStr],
+        path: Path | None,
+        owns: Callable[[str], bool] | None = None,
+    ) -> None:
+        """`owns`: which accounts this worker serves (its shards'); the others' tokens are
+        read and checked but not used (the tokens file may be shared by every shard)."""
+        self._owns = owns
         for number, account in enumerate(env, start=1):
             if not is_account_id(account):
                 raise TokenConfigError(f"IG_OUTBOUND_TOKENS: account id {number} is not numeric")
@@ -163,6 +181,8 @@ class LocalTokens:
     def tokens(self) -> dict[str, tuple[Source, SecretStr]]:
         out: dict[str, tuple[Source, SecretStr]] = {a: ("env", t) for a, t in self._env.items()}
         out.update({a: ("file", t) for a, t in self._file.items()})
+        if self._owns is not None:
+            out = {a: v for a, v in out.items() if self._owns(a)}
         return out
 
 
@@ -205,7 +225,7 @@ class TokenBook:
     def from_settings(cls, settings: Settings, registry: AccountRegistry) -> TokenBook:
         """Reads the local sources (``TokenConfigError`` for a bad one: the worker does not
         start) and the encryption keys (``AccountConfigError``)."""
-        local = LocalTokens(settings.tokens, settings.tokens_file)
+        local = LocalTokens(settings.tokens, settings.tokens_file, served_accounts(settings))
         return cls(settings, registry, local, TokenCipher.from_settings(settings.accounts))
 
     # --- what jobs read (no I/O) --------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
@@ -30,6 +30,7 @@ from ig_outbound.graph.admin import GraphAdmin, GraphAdminError
 from ig_outbound.producers.connection import connect_async
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_safety import inspect_async, verdict
+from ig_outbound.producers.shards import ShardMap, shard_of
 
 _T = TypeVar("_T")
 _MAX_EXPIRES_IN_S: Final = 3650 * 86_400
@@ -62,14 +63,19 @@ class RefreshResult:
 
 
 class AccountAdmin:
+    """`registry`: one registry, or one per shard in shard order (each account's entry lives
+    on its shard, `producers/shards.py`; listing and rekeying walk every shard)."""
+
     def __init__(
         self,
-        registry: AccountRegistry,
+        registry: AccountRegistry | Sequence[AccountRegistry],
         graph: GraphAdmin,
         section: AccountsSection,
         cipher: TokenCipher | None,
     ) -> None:
-        self._registry = registry
+        self._registries = [registry] if isinstance(registry, AccountRegistry) else list(registry)
+        if not self._registries:
+            raise AccountConfigError("no registry: the shard list is empty")
         self._graph = graph
         self._section = section
         self._cipher = cipher
@@ -125,7 +131,7 @@ class AccountAdmin:
             else:
                 stored, refreshed, expires_in = fresh.token, True, fresh.expires_in_s
         secret = stored.get_secret_value()
-        outcome = await self._registry.put(
+        outcome = await self._of(account).put(
             account,
             ciphertext=cipher.encrypt(secret),
             fingerprint=fingerprint(secret),
@@ -144,7 +150,7 @@ class AccountAdmin:
     async def subscribe(self, account_id: str) -> str | None:
         _check_id(account_id)
         """(Re)subscribe a stored account to the webhook fields; the error, if any."""
-        entry = await self._registry.get(account_id)
+        entry = await self._of(account_id).get(account_id)
         if entry.state == "removed" or entry.ciphertext is None:
             raise AccountError(
                 f"account {account_id} has no stored token (state {entry.state}, source "
@@ -159,34 +165,49 @@ class AccountAdmin:
             await self._graph.subscribe(account_id, token, fields)
         except GraphAdminError as exc:
             error = f"{exc.reason}: {exc}"[:300]
-            await self._registry.note(account_id, subscribe_error=error)
+            await self._of(account_id).note(account_id, subscribe_error=error)
             return error
-        await self._registry.note(account_id, subscribed=",".join(fields), subscribe_error="")
+        await self._of(account_id).note(account_id, subscribed=",".join(fields), subscribe_error="")
         return None
 
     async def remove(self, account_id: str, *, reason: str = "removed_by_operator") -> str:
         _check_id(account_id)
-        verdict = await self._registry.remove(account_id, reason)
+        verdict = await self._of(account_id).remove(account_id, reason)
         if verdict == "not_found":
             raise AccountNotFoundError(account_id)
         return verdict
 
+    def _of(self, account_id: str) -> AccountRegistry:
+        """The registry of the account's shard."""
+        return self._registries[shard_of(account_id, len(self._registries))]
+
     async def list(self) -> list[AccountView]:
-        entries, corrupt = await self._registry.load()
-        pauses = await self._registry.pauses(sorted(entries))
-        now = await self._registry.now_ms()
-        views = [self._view(e, now, pauses.get(a)) for a, e in entries.items()]
-        views += [AccountView.corrupt(a, str(exc)) for a, exc in corrupt.items()]
+        views: list[AccountView] = []
+        for registry in self._registries:
+            entries, corrupt = await registry.load()
+            pauses = await registry.pauses(sorted(entries))
+            now = await registry.now_ms()
+            views += [self._view(e, now, pauses.get(a)) for a, e in entries.items()]
+            views += [AccountView.corrupt(a, str(exc)) for a, exc in corrupt.items()]
         return sorted(views, key=lambda v: (len(v.account_id), v.account_id))
+
+    async def _load_all(self) -> tuple[dict[str, AccountEntry], dict[str, CorruptAccountError]]:
+        entries: dict[str, AccountEntry] = {}
+        corrupt: dict[str, CorruptAccountError] = {}
+        for registry in self._registries:
+            found, bad = await registry.load()
+            entries.update(found)
+            corrupt.update(bad)
+        return entries, corrupt
 
     async def show(self, account_id: str) -> AccountView:
         _check_id(account_id)
         try:
-            entry = await self._registry.get(account_id)
+            entry = await self._of(account_id).get(account_id)
         except CorruptAccountError as exc:
             return AccountView.corrupt(account_id, str(exc))
-        pauses = await self._registry.pauses([account_id])
-        return self._view(entry, await self._registry.now_ms(), pauses.get(account_id))
+        pauses = await self._of(account_id).pauses([account_id])
+        return self._view(entry, await self._of(account_id).now_ms(), pauses.get(account_id))
 
     def _view(self, entry: AccountEntry, now_ms: int, pause: Pause | None) -> AccountView:
         return AccountView.build(
@@ -202,17 +223,17 @@ class AccountAdmin:
         day old) and wait for a worker to report. The worker holds the token, wherever it
         comes from, so this works for file and environment tokens too."""
         _check_id(account_id)
-        before = await self._registry.get(account_id)
+        before = await self._of(account_id).get(account_id)
         if before.state == "removed":
             raise AccountError(f"account {account_id} was removed")
-        verdict = await self._registry.note(account_id, refresh_requested="1")
+        verdict = await self._of(account_id).note(account_id, refresh_requested="1")
         if verdict == "not_found":
             raise AccountNotFoundError(account_id)
         loop = asyncio.get_running_loop()
         until = loop.time() + wait_s
         while loop.time() < until:
             await asyncio.sleep(0.2)
-            entry = await self._registry.get(account_id)
+            entry = await self._of(account_id).get(account_id)
             if not entry.refresh_requested:
                 done = entry.refreshed_ms is not None and entry.refreshed_ms != before.refreshed_ms
                 return RefreshResult(await self.show(account_id), "done" if done else "failed")
@@ -221,7 +242,7 @@ class AccountAdmin:
     async def rekey(self) -> dict[str, str]:
         """Re-encrypt every stored token under the first key; the verdict per account."""
         cipher = self._need_cipher()
-        entries, corrupt = await self._registry.load()
+        entries, corrupt = await self._load_all()
         out: dict[str, str] = {a: "corrupt" for a in corrupt}
         for account, entry in entries.items():
             if entry.ciphertext is None:
@@ -234,7 +255,7 @@ class AccountAdmin:
             except CorruptAccountError:
                 out[account] = "unreadable"
                 continue
-            out[account] = await self._registry.rekey(account, entry.ciphertext, new)
+            out[account] = await self._of(account).rekey(account, entry.ciphertext, new)
         return out
 
     @staticmethod
@@ -265,15 +286,19 @@ async def open_admin(
     left open). Refuses a Redis that may lose data, as producers do: a stored token lost
     with it would stop its account."""
     own = redis is None
-    client = connect_async(settings) if redis is None else redis
+    urls = ShardMap.from_settings(settings).urls
+    clients = [connect_async(settings, url) for url in urls] if redis is None else [redis]
     graph = GraphAdmin(settings.graph)
     try:
         if own:
-            verdict(await inspect_async(client), allow_data_loss=settings.redis_allow_data_loss)
-        registry = AccountRegistry(client, Keys(settings.key_prefix))
+            for client in clients:
+                verdict(await inspect_async(client), allow_data_loss=settings.redis_allow_data_loss)
+        keys = Keys(settings.key_prefix)
+        registries = [AccountRegistry(client, keys) for client in clients]
         cipher = TokenCipher.from_settings(settings.accounts)
-        yield AccountAdmin(registry, graph, settings.accounts, cipher)
+        yield AccountAdmin(registries, graph, settings.accounts, cipher)
     finally:
         await graph.aclose()
         if own:
-            await client.aclose()
+            for client in clients:
+                await client.aclose()

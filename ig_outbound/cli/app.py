@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
+    from ig_outbound.producers.dlq import DeadLetter
     from ig_outbound.producers.settings import ClientSettings
     from ig_outbound.worker.settings import Settings as WorkerConfig
 
@@ -149,31 +151,27 @@ def gateway() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    shard: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="A shard this worker serves (an index into IG_OUTBOUND_SHARDS; repeat for "
+            "several: one process each). Default: IG_OUTBOUND_WORKER__SHARDS, else every shard."
+        ),
+    ] = None,
+) -> None:
     """Run a worker under a supervisor that outlives Redis outages (ARQ's CLI works too)."""
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-
-    from ig_outbound.accounts.cipher import TokenCipher
-    from ig_outbound.accounts.errors import AccountConfigError
-    from ig_outbound.producers.connection import RedisTargetError, redis_params
     from ig_outbound.producers.errors import OutboundError
-    from ig_outbound.worker.errors import TokenConfigError
-    from ig_outbound.worker.settings import get_settings
-    from ig_outbound.worker.tokens import LocalTokens
 
-    try:
-        settings = get_settings()
-        LocalTokens(settings.tokens, settings.tokens_file)
-        TokenCipher.from_settings(settings.accounts)
-        target = redis_params(settings).display
-    except (ValidationError, SettingsError) as exc:
-        raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
-    except (TokenConfigError, AccountConfigError) as exc:
-        raise _fail(exc.as_dict()) from None
-    except RedisTargetError as exc:
-        raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
+    if shard:
+        # Read by the settings like any IG_OUTBOUND_* variable (and by child processes).
+        os.environ["IG_OUTBOUND_WORKER__SHARDS"] = json.dumps(sorted(set(shard)))
+    settings, target = _worker_settings()
+    served = settings.served_shards()
+    if len(served) > 1:
+        from ig_outbound.cli.shard_workers import run_shard_workers
 
+        raise typer.Exit(run_shard_workers(served, settings.metrics_port))
     _check_metrics_port(settings)
     # SIGHUP means "re-read the tokens" (installed by the worker's start-up); until then it
     # must not end the process (its default): the start-up reads the newest tokens anyway.
@@ -203,6 +201,32 @@ def worker() -> None:
         ) from None
     except OutboundError as exc:  # e.g. a Redis that may lose data, refused at start
         raise _fail({**exc.as_dict(), "redis": target}) from None
+
+
+def _worker_settings() -> tuple[WorkerConfig, str]:
+    """The worker's settings, checked (tokens, encryption keys, Redis URL), and its Redis as
+    shown in messages; or one error line and exit 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from ig_outbound.accounts.cipher import TokenCipher
+    from ig_outbound.accounts.errors import AccountConfigError
+    from ig_outbound.producers.connection import RedisTargetError, redis_params
+    from ig_outbound.worker.errors import TokenConfigError
+    from ig_outbound.worker.settings import get_settings
+    from ig_outbound.worker.tokens import LocalTokens
+
+    try:
+        settings = get_settings()
+        LocalTokens(settings.tokens, settings.tokens_file)
+        TokenCipher.from_settings(settings.accounts)
+        return settings, redis_params(settings).display
+    except (ValidationError, SettingsError) as exc:
+        raise _fail({"error": "invalid_settings", "problems": _settings_problems(exc)}) from None
+    except (TokenConfigError, AccountConfigError) as exc:
+        raise _fail(exc.as_dict()) from None
+    except RedisTargetError as exc:
+        raise _fail({"error": "invalid_redis_url", "message": str(exc)}) from None
 
 
 def _check_metrics_port(settings: WorkerConfig) -> None:
@@ -319,7 +343,7 @@ def send(
     wait: Annotated[float, typer.Option(help="Seconds to wait for outcomes (0 = don't).")] = 0.0,
 ) -> None:
     """Enqueue intents from JSON; prints one result per intent; exit 2 if any is refused."""
-    from ig_outbound.producers.enqueue import SyncOutboundClient
+    from ig_outbound.producers.sharded import SyncShardedOutboundClient as SyncOutboundClient
 
     text = sys.stdin.read() if file is None or str(file) == "-" else file.read_text("utf-8")
     try:
@@ -333,7 +357,7 @@ def send(
     items = data if isinstance(data, list) else [data]
     refused = False
     settings = _client_settings()
-    with _RedisErrors(settings), SyncOutboundClient.connect(settings=settings) as client:
+    with _RedisErrors(settings), SyncOutboundClient.connect(settings) as client:
         results = client.enqueue_many(items)
         for result in results:
             row: dict[str, object] = {"key": result.key, "status": result.status}
@@ -352,11 +376,11 @@ def send(
 
 @app.command()
 def status(key: Annotated[str, typer.Argument(help="Idempotency key.")]) -> None:
-    """Show the state and outcome of one intent."""
-    from ig_outbound.producers.enqueue import SyncOutboundClient
+    """Show the state and outcome of one intent (on whichever shard holds it)."""
+    from ig_outbound.producers.sharded import SyncShardedOutboundClient as SyncOutboundClient
 
     settings = _client_settings()
-    with _RedisErrors(settings), SyncOutboundClient.connect(settings=settings) as client:
+    with _RedisErrors(settings), SyncOutboundClient.connect(settings) as client:
         outcome = client.outcome(key)
         state = client.state(key)
     if state is None:
@@ -445,6 +469,35 @@ class _DlqErrors(_RedisErrors):
         super().__exit__(exc_type, exc, tb)
 
 
+_ShardOption = Annotated[
+    int | None,
+    typer.Option(help="Only this shard (an index into IG_OUTBOUND_SHARDS); default: every one."),
+]
+
+
+def _dlq_targets(
+    settings: ClientSettings, shard: int | None
+) -> list[tuple[int | None, ClientSettings]]:
+    """(shard index, settings aimed at it) of each shard a dlq command reads: None as the
+    index when there are no shards (the output then names none)."""
+    from ig_outbound.producers.errors import ShardConfigError
+    from ig_outbound.producers.shards import shard_settings
+
+    count = len(settings.shard_urls())
+    if not settings.shards and shard in (None, 0):
+        return [(None, settings)]
+    try:
+        chosen = range(count) if shard is None else [shard]
+        return [(i, shard_settings(settings, i)) for i in chosen]
+    except ShardConfigError as exc:
+        raise _dlq_error(exc.code, str(exc)) from None
+
+
+def _tagged(letter: DeadLetter, shard: int | None) -> dict[str, Any]:
+    row = letter.as_dict()
+    return row if shard is None else {**row, "shard": shard}
+
+
 # No dead letter is older than this: a longer age is a typo, not a choice (and a timedelta
 # cannot hold 99999999999999 weeks).
 _MAX_AGE_S = 100 * 365 * 86400
@@ -479,37 +532,56 @@ def dlq_list(
         str | None, typer.Option(help="Entries older than this entry id (a page's `next`).")
     ] = None,
     key: Annotated[str | None, typer.Option(help="Only entries of this idempotency key.")] = None,
+    shard: _ShardOption = None,
 ) -> None:
-    """List dead letters, newest first."""
-    from ig_outbound.producers.dlq import DeadLetters
+    """List dead letters, newest first (of every shard: each entry names its `shard`)."""
+    from ig_outbound.producers.dlq import DeadLetters, entry_order
 
     if status is not None and status not in _DLQ_STATUSES:
         raise _dlq_error("invalid_status", f"status must be one of {', '.join(_DLQ_STATUSES)}")
     if not 1 <= count <= 10_000:
         raise _dlq_error("invalid_count", "count must be between 1 and 10000")
     settings = _client_settings()
-    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
-        letters = dlq.list(count=count, status=status, after=after, key=key)
+    found: list[tuple[DeadLetter, int | None]] = []
+    for index, target in _dlq_targets(settings, shard):
+        with _DlqErrors(target), DeadLetters.connect(settings=target) as dlq:
+            found += [
+                (d, index) for d in dlq.list(count=count, status=status, after=after, key=key)
+            ]
+    # Newest first over every shard (stream ids are times), `count` at most.
+    found = sorted(found, key=lambda f: entry_order(f[0].entry_id), reverse=True)[:count]
     _print_json(
         {
-            "entries": [letter.as_dict() for letter in letters],
-            "count": len(letters),
-            "next": letters[-1].entry_id if len(letters) == count else None,
+            "entries": [_tagged(letter, index) for letter, index in found],
+            "count": len(found),
+            "next": found[-1][0].entry_id if len(found) == count else None,
         }
     )
 
 
 @dlq_app.command("show")
-def dlq_show(entry_id: Annotated[str, typer.Argument(help="Stream entry id.")]) -> None:
-    """Show one dead letter: its intent, outcome and replay."""
+def dlq_show(
+    entry_id: Annotated[str, typer.Argument(help="Stream entry id.")], shard: _ShardOption = None
+) -> None:
+    """Show one dead letter: its intent, outcome and replay (the first shard that has it)."""
     from ig_outbound.producers.dlq import DeadLetters
 
     settings = _client_settings()
-    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
-        letter = dlq.show(entry_id)
-    if letter is None:
-        raise _dlq_error("unknown_entry", "no such dead-letter entry", entry_id=entry_id)
-    _print_json(letter.as_dict())
+    for index, target in _dlq_targets(settings, shard):
+        with _DlqErrors(target), DeadLetters.connect(settings=target) as dlq:
+            letter = dlq.show(entry_id)
+        if letter is not None:
+            _print_json(_tagged(letter, index))
+            return
+    raise _dlq_error("unknown_entry", "no such dead-letter entry", entry_id=entry_id)
+
+
+def _one_shard_for_ids(settings: ClientSettings, ids: list[str] | None, shard: int | None) -> None:
+    """Entry ids are a stream's own: with shards they need the shard they belong to."""
+    if ids and settings.shards and len(settings.shards) > 1 and shard is None:
+        raise _dlq_error(
+            "shard_required", "entry ids belong to one shard's stream: give --shard (see list)"
+        )
 
 
 @dlq_app.command("replay")
@@ -519,20 +591,28 @@ def dlq_replay(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check only; enqueue nothing.")
     ] = False,
+    shard: _ShardOption = None,
 ) -> None:
-    """Re-enqueue dead-lettered intents under derived keys; every check runs again."""
+    """Re-enqueue dead-lettered intents under derived keys; every check runs again. An
+    intent is replayed on its own shard (its account's)."""
     from ig_outbound.producers.dlq import ALL, DeadLetters
 
     if bool(entry_ids) == all_:
         raise _dlq_error("invalid_arguments", "give entry ids or --all (not both)")
     settings = _client_settings()
-    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
-        results = dlq.replay(ALL if all_ else (entry_ids or []), dry_run=dry_run)
+    _one_shard_for_ids(settings, entry_ids, shard)
+    rows: list[dict[str, Any]] = []
+    failed = False
+    for index, target in _dlq_targets(settings, shard):
+        with _DlqErrors(target), DeadLetters.connect(settings=target) as dlq:
+            results = dlq.replay(ALL if all_ else (entry_ids or []), dry_run=dry_run)
+        failed |= any(not r.ok for r in results)
+        rows += [r.as_dict() if index is None else {**r.as_dict(), "shard": index} for r in results]
     totals: dict[str, int] = {}
-    for result in results:
-        totals[result.status] = totals.get(result.status, 0) + 1
-    _print_json({"dry_run": dry_run, "totals": totals, "results": [r.as_dict() for r in results]})
-    if any(not r.ok for r in results):
+    for row in rows:
+        totals[row["status"]] = totals.get(row["status"], 0) + 1
+    _print_json({"dry_run": dry_run, "totals": totals, "results": rows})
+    if failed:
         raise typer.Exit(2)
 
 
@@ -543,6 +623,7 @@ def dlq_purge(
     older_than: Annotated[
         str | None, typer.Option("--older-than", help="Remove entries older than e.g. 7d.")
     ] = None,
+    shard: _ShardOption = None,
 ) -> None:
     """Remove dead letters (by id, all, or by age) and their replay bookkeeping."""
     from datetime import timedelta
@@ -553,11 +634,14 @@ def dlq_purge(
         raise _dlq_error("invalid_arguments", "give entry ids, --all or --older-than (one)")
     age = None if older_than is None else timedelta(seconds=_dlq_duration(older_than))
     settings = _client_settings()
-    with _DlqErrors(settings), DeadLetters.connect(settings=settings) as dlq:
-        if age is not None:
-            purged = dlq.purge(older_than=age)
-        else:
-            purged = dlq.purge(ALL if all_ else (entry_ids or []))
+    _one_shard_for_ids(settings, entry_ids, shard)
+    purged = 0
+    for _, target in _dlq_targets(settings, shard):
+        with _DlqErrors(target), DeadLetters.connect(settings=target) as dlq:
+            if age is not None:
+                purged += dlq.purge(older_than=age)
+            else:
+                purged += dlq.purge(ALL if all_ else (entry_ids or []))
     _print_json({"purged": purged})
 
 

@@ -77,20 +77,23 @@ def live(max_age: MaxAge = None) -> None:
 @health_app.command()
 def ready(max_age: MaxAge = None) -> None:
     """Exit 0 while the worker is live and Redis answers a PING (the worker's Redis
-    settings: TLS, ACL, Sentinel and connect timeout)."""
+    settings: TLS, ACL, Sentinel and connect timeout; with shards, each shard it serves)."""
     from redis.exceptions import RedisError
 
     from ig_outbound.producers.connection import connect_sync
+    from ig_outbound.producers.shards import shard_settings
 
     ok, facts = _live_facts(max_age)
     if not ok:
         raise _answer(False, **facts)
+    settings = _settings()
     try:
-        client = connect_sync(_settings())
-        try:
-            client.ping()
-        finally:
-            client.close()
+        for shard in settings.served_shards():
+            client = connect_sync(shard_settings(settings, shard))
+            try:
+                client.ping()
+            finally:
+                client.close()
     except (RedisError, OSError) as exc:
         raise _answer(
             False, **facts, error="redis_unavailable", detail=type(exc).__name__

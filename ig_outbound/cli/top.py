@@ -32,6 +32,9 @@ While it runs, a Redis that goes away shows as a red line above the last figures
 the view keeps retrying every interval. Ctrl-C quits with exit code 0. At start, bad settings,
 a bad argument or a Redis that cannot be used print one JSON line and exit 2, like every
 other command.
+
+With shards (IG_OUTBOUND_SHARDS) every shard is read: the figures are totals over them, and
+a table shows each shard's queue, dead letters, workers and send rate (`--json`: `shards`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from ig_outbound.ops.fleet_view import FleetView
     from ig_outbound.worker.settings import Settings
 
@@ -82,16 +87,23 @@ def _check(interval: float, window: float, accounts: int) -> None:
         raise _fail({"error": "invalid_argument", "message": "; ".join(problems)})
 
 
-async def _sample_once(settings: Settings, window: float, accounts: int) -> FleetView:
-    from ig_outbound.ops.fleet_view import sample
+def _connect_shards(settings: Settings) -> list[Redis]:
+    """A client per shard (the one Redis without shards)."""
     from ig_outbound.producers.connection import connect_async
+
+    return [connect_async(settings, url) for url in settings.shard_urls()]
+
+
+async def _sample_once(settings: Settings, window: float, accounts: int) -> FleetView:
+    from ig_outbound.ops.fleet_view import sample_shards
     from ig_outbound.producers.keys import Keys
 
-    redis = connect_async(settings)
+    shards = _connect_shards(settings)
     try:
-        return await sample(redis, Keys(settings.key_prefix), settings, window, accounts)
+        return await sample_shards(shards, Keys(settings.key_prefix), settings, window, accounts)
     finally:
-        await redis.aclose()
+        for redis in shards:
+            await redis.aclose()
 
 
 async def _watch(
@@ -123,15 +135,14 @@ async def _redraw(
     from rich.live import Live
 
     from ig_outbound.cli.top_render import render
-    from ig_outbound.ops.fleet_view import sample
-    from ig_outbound.producers.connection import connect_async
+    from ig_outbound.ops.fleet_view import sample_shards
     from ig_outbound.producers.keys import Keys
     from ig_outbound.worker.supervisor import redis_problem
 
-    redis = connect_async(settings)
+    shards = _connect_shards(settings)
     keys = Keys(settings.key_prefix)
     try:
-        view = await sample(redis, keys, settings, window, accounts)
+        view = await sample_shards(shards, keys, settings, window, accounts)
         with Live(render(view, target, interval_s=interval), auto_refresh=False) as live:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -140,14 +151,15 @@ async def _redraw(
                     return
                 error = None
                 try:
-                    view = await sample(redis, keys, settings, window, accounts)
+                    view = await sample_shards(shards, keys, settings, window, accounts)
                 except (RedisError, OSError) as exc:
                     # The classified message only: redis-py's could name connection details.
                     problem = redis_problem(exc)
                     error = f"{problem.message} ({problem.error_type})"
                 live.update(render(view, target, error=error, interval_s=interval), refresh=True)
     finally:
-        await redis.aclose()
+        for redis in shards:
+            await redis.aclose()
 
 
 def top(

@@ -129,6 +129,26 @@ def busiest_table(view: FleetView) -> Table:
     return table
 
 
+def shards_table(view: FleetView) -> Table:
+    """One row per shard (only drawn when there are shards); the panels above are totals."""
+    table = Table(title="shards", title_justify="left", expand=False)
+    for name in ("shard", "ready", "scheduled", "oldest ready", "dead letters", "workers"):
+        table.add_column(name, justify="right")
+    table.add_column("sends/s", justify="right")
+    for row in view.shards:
+        snap = row.snapshot
+        table.add_row(
+            str(row.shard),
+            f"{snap.ready:,}",
+            f"{snap.scheduled:,}",
+            format_age(snap.oldest_ready_age_s),
+            Text(f"{snap.dead_letters:,}", "red" if snap.dead_letters else ""),
+            Text(str(snap.workers), "green" if snap.workers else "bold red"),
+            f"{row.send_rate_per_s:.2f}",
+        )
+    return table
+
+
 def footer(view: FleetView, interval_s: float | None) -> Text:
     parts = [f"read {view.read:,} outcomes, {view.skipped:,} skipped"]
     if view.truncated:
@@ -151,8 +171,10 @@ def render(
                 "bold red",
             )
         )
+    parts.append(fleet_panel(view))
+    if view.shards:
+        parts.append(shards_table(view))
     parts += [
-        fleet_panel(view),
         outcomes_table(view),
         outcomes_summary(view),
         busiest_table(view),

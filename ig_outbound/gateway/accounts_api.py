@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -81,7 +81,8 @@ def _view(view: AccountView) -> dict[str, Any]:
 
 
 class AccountsApi:
-    def __init__(self, settings: GatewaySettings, redis: Redis) -> None:
+    def __init__(self, settings: GatewaySettings, redis: Redis | Sequence[Redis]) -> None:
+        """`redis`: one Redis, or one per shard in shard order."""
         self._tokens = [t.get_secret_value().encode() for t in settings.gateway.admin_tokens]
         self.graph = GraphAdmin(settings.graph)
         cipher: TokenCipher | None
@@ -89,9 +90,10 @@ class AccountsApi:
             cipher = TokenCipher.from_settings(settings.accounts)
         except AccountConfigError:
             cipher = None  # `gateway` refuses to start with a bad key; tests may build this
-        self.admin = AccountAdmin(
-            AccountRegistry(redis, Keys(settings.key_prefix)), self.graph, settings.accounts, cipher
-        )
+        keys = Keys(settings.key_prefix)
+        shards = list(redis) if isinstance(redis, Sequence) else [redis]
+        registries = [AccountRegistry(r, keys) for r in shards]
+        self.admin = AccountAdmin(registries, self.graph, settings.accounts, cipher)
 
     def _refusal(self, request: Request) -> Response | None:
         if not self._tokens:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,6 +27,7 @@ from ig_outbound.producers.enqueue import EnqueueResult, OutboundClient
 from ig_outbound.producers.errors import OutboundError
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.sharded import ShardedOutboundClient
 from ig_outbound.producers.webhooks import (
     SIGNATURE_HEADER,
     WebhookError,
@@ -65,15 +66,24 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 class Gateway:
-    """The routes' state: settings, Redis, the producer client and the processor."""
+    """The routes' state: settings, Redis, the producer client and the processor.
 
-    def __init__(self, settings: GatewaySettings, redis: Redis) -> None:
+    `redis` is the gateway's home: the webhook stream lives there (shard 0 with shards).
+    `shards`: a client per shard, in order (default: `redis` alone); intake and the inbound
+    facts of each account go to its shard (`producers/shards.py`)."""
+
+    def __init__(
+        self, settings: GatewaySettings, redis: Redis, shards: Sequence[Redis] | None = None
+    ) -> None:
         self.settings = settings
         self.section = settings.gateway
         self.redis = redis
+        self.shards = list(shards) if shards else [redis]
         self.keys = Keys(settings.key_prefix)
-        self.client = OutboundClient(redis, settings)
-        self.processor = Processor(redis, self.keys, self.section)
+        self.client = ShardedOutboundClient(
+            [OutboundClient(r, settings) for r in self.shards], settings
+        )
+        self.processor = Processor(redis, self.keys, self.section, self.shards)
         self.secrets = [s.get_secret_value() for s in self.section.app_secrets]
         self.intake_tokens = [t.get_secret_value().encode() for t in self.section.intake_tokens]
 
@@ -162,7 +172,8 @@ class Gateway:
 
     async def ready(self) -> Response:
         try:
-            await resolve(self.redis.ping())
+            for shard in self.shards:
+                await resolve(shard.ping())
         except RedisError as exc:
             return JSONResponse({"ready": False, "redis": type(exc).__name__}, status_code=503)
         if not self.processor.alive:
@@ -193,10 +204,13 @@ def _answer(result: EnqueueResult) -> dict[str, Any]:
     return answer
 
 
-def create_app(settings: GatewaySettings, redis: Redis) -> FastAPI:
-    """The ASGI app; the processor runs while the app does (its lifespan)."""
-    gateway = Gateway(settings, redis)
-    accounts = AccountsApi(settings, redis)
+def create_app(
+    settings: GatewaySettings, redis: Redis, shards: Sequence[Redis] | None = None
+) -> FastAPI:
+    """The ASGI app; the processor runs while the app does (its lifespan). `shards`: see
+    `Gateway`."""
+    gateway = Gateway(settings, redis, shards)
+    accounts = AccountsApi(settings, gateway.shards)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -27,6 +28,7 @@ from ig_outbound.gateway.settings import GatewaySection
 from ig_outbound.producers.inbound import record_inbound
 from ig_outbound.producers.keys import Keys
 from ig_outbound.producers.redis_util import resolve
+from ig_outbound.producers.shards import shard_of
 from ig_outbound.producers.webhooks import WebhookError, parse_webhook
 
 log = structlog.get_logger("ig_outbound.gateway")
@@ -43,8 +45,17 @@ ALIVE_EVERY_S = 10.0
 class Processor:
     """Records the events of acknowledged webhooks (see the module docstring)."""
 
-    def __init__(self, redis: Redis, keys: Keys, section: GatewaySection) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        section: GatewaySection,
+        shards: Sequence[Redis] | None = None,
+    ) -> None:
+        """`redis`: where the webhook stream lives; `shards`: a client per shard, in order
+        (default: `redis` alone), where each account's events are recorded."""
         self.redis = redis
+        self.shards = list(shards) if shards else [redis]
         self.keys = keys
         self.section = section
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -82,7 +93,9 @@ class Processor:
                 await asyncio.sleep(0.5)
 
     async def _heartbeat(self) -> None:
-        await resolve(self.redis.set(self.keys.gateway_alive, self.consumer, px=ALIVE_TTL_MS))
+        # Every shard's workers ask whether echoes flow (the `auto` ambiguous policy).
+        for shard in self.shards:
+            await resolve(shard.set(self.keys.gateway_alive, self.consumer, px=ALIVE_TTL_MS))
         await self._claim_abandoned()
 
     async def step(self, block_ms: int | None = BLOCK_MS) -> int:
@@ -116,6 +129,12 @@ class Processor:
                 pipe.xdel(self.keys.webhooks, entry_id)
                 await pipe.execute()
 
+    def _shard_of(self, account_id: str | None) -> Redis:
+        """The Redis of the account's shard (an event without an account: the home one)."""
+        if account_id is None or len(self.shards) == 1:
+            return self.shards[0]
+        return self.shards[shard_of(account_id, len(self.shards))]
+
     async def _record(self, body: bytes) -> None:
         try:
             batch = parse_webhook(body)
@@ -125,7 +144,7 @@ class Processor:
         # Meta does not keep order across deliveries; within one body, time order.
         for event in sorted(batch.events, key=lambda e: e.timestamp_ms or 0):
             result = await record_inbound(
-                self.redis,
+                self._shard_of(event.account_id),
                 self.keys,
                 event,
                 stream_maxlen=self.section.inbound_stream_maxlen,

@@ -18,7 +18,9 @@ def build_server(settings: GatewaySettings) -> uvicorn.Server:
     if section.verify_token is not None:
         secrets.append(section.verify_token.get_secret_value())
     configure_logging(settings.log_level, settings.log_format, secrets=secrets)
-    app = create_app(settings, connect_async(settings))
+    # One client per shard; the first is the gateway's home (its webhook stream).
+    shards = [connect_async(settings, url) for url in settings.shard_urls()]
+    app = create_app(settings, shards[0], shards)
     config = uvicorn.Config(
         app,
         host=section.host,

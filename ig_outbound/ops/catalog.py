@@ -8,7 +8,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from ig_outbound.gateway import metrics as gateway_metrics
 from ig_outbound.worker import metrics as worker_metrics
-from ig_outbound.worker.fleet_metrics import FLEET_METRICS
+from ig_outbound.worker.fleet_metrics import FLEET_LABELS, FLEET_METRICS
 
 # The sample names each kind serves (`_created` samples are left out: nothing queries them).
 _SUFFIXES: tuple[tuple[type[MetricWrapperBase], tuple[str, ...]], ...] = (
@@ -60,5 +60,5 @@ def label_names() -> dict[str, set[str]]:
                 for name in _series(value):
                     labels[name] = set(value._labelnames)
     for name, (_, _, names) in FLEET_METRICS.items():
-        labels[name] = set(names)
+        labels[name] = set(names) | set(FLEET_LABELS)
     return labels

@@ -183,8 +183,8 @@ def _queue() -> Row:
             "Queue depth",
             "short",
             [
-                Q("max(ig_outbound_queue_ready)", "ready"),
-                Q("max(ig_outbound_queue_scheduled)", "scheduled"),
+                Q("sum(max by (shard) (ig_outbound_queue_ready))", "ready"),
+                Q("sum(max by (shard) (ig_outbound_queue_scheduled))", "scheduled"),
             ],
             "Intents due now (waiting for a worker) and due later (backoff, not_before, a "
             "rate slot ahead).",
@@ -198,7 +198,7 @@ def _queue() -> Row:
         _stat(
             "Dead letters",
             "short",
-            [Q("max(ig_outbound_dead_letters)", "dead letters")],
+            [Q("sum(max by (shard) (ig_outbound_dead_letters))", "dead letters")],
             "Entries in the dead-letter stream.",
             alert_at=1,
         ),
@@ -206,7 +206,7 @@ def _queue() -> Row:
             "Live workers",
             "short",
             [
-                Q("max(ig_outbound_workers_live)", "heartbeat"),
+                Q("sum(max by (shard) (ig_outbound_workers_live))", "heartbeat"),
                 Q('count(up{job="ig-outbound-worker"} == 1)', "scraped"),
             ],
             "Workers with a fresh heartbeat in Redis, and worker targets Prometheus scrapes.",
@@ -220,7 +220,12 @@ def _queue() -> Row:
         _stat(
             "Fleet gauges age",
             "s",
-            [Q("time() - max(ig_outbound_fleet_metrics_timestamp_seconds)", "age")],
+            [
+                Q(
+                    "time() - min(max by (shard) (ig_outbound_fleet_metrics_timestamp_seconds))",
+                    "age",
+                )
+            ],
             "Since the fleet's gauges were last computed: more than a few intervals means "
             "no worker holds the fleet-metrics lease.",
             alert_at=60,
@@ -271,26 +276,31 @@ def _accounts() -> Row:
         _timeseries(
             "Accounts by state",
             "short",
-            [Q("max by (state) (ig_outbound_accounts)", "{{state}}")],
+            [Q("sum by (state) (max by (state, shard) (ig_outbound_accounts))", "{{state}}")],
             "Registry accounts: active, paused, needs_reauth, removed, corrupt.",
         ),
         _timeseries(
             "Paused accounts by cause",
             "short",
-            [Q("max by (cause) (ig_outbound_accounts_paused)", "{{cause}}")],
+            [
+                Q(
+                    "sum by (cause) (max by (cause, shard) (ig_outbound_accounts_paused))",
+                    "{{cause}}",
+                )
+            ],
             "Accounts paused fleet-wide now, by the Graph error's reason.",
         ),
         _stat(
             "Slowed accounts",
             "short",
-            [Q("max(ig_outbound_accounts_slowed)", "slowed")],
+            [Q("sum(max by (shard) (ig_outbound_accounts_slowed))", "slowed")],
             "Accounts sending at a reduced rate (Meta's usage header neared 100 %).",
             alert_at=1,
         ),
         _stat(
             "Tokens expiring soon",
             "short",
-            [Q("max(ig_outbound_tokens_expiring_soon)", "expiring")],
+            [Q("sum(max by (shard) (ig_outbound_tokens_expiring_soon))", "expiring")],
             "Accounts whose token expires within accounts.expiring_soon_s.",
             alert_at=1,
         ),

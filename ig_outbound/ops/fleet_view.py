@@ -8,6 +8,11 @@ so the window is `XREVRANGE outcomes + <now_ms - window_ms>`, newest first and c
 `max_entries` so that a huge stream never stalls a refresh. When the cap is hit the rates are
 measured over the span actually read (`measured_s`, `truncated`), never over the whole window
 (they would read low). Entries that cannot be understood are skipped and counted (`skipped`).
+
+With shards (docs/scaling.md) each shard is read alike (`sample_shards`): the view's figures
+are the totals over every shard (counts summed, the oldest ready age the largest, rates over
+the shortest span read, percentiles and busiest accounts over every shard's outcomes), and
+`shards` holds one row per shard.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +80,7 @@ class FleetView:
     busiest: list[AccountRate]
     latency_p50_ms: float | None
     latency_p99_ms: float | None
+    shards: tuple[ShardRow, ...] = ()  # one per shard when there are shards
 
     @property
     def sent(self) -> int:
@@ -98,6 +105,29 @@ class FleetView:
             "failure_reasons": [{"reason": r, "count": n} for r, n in self.failure_reasons],
             "latency_ms": {"p50": _round(self.latency_p50_ms), "p99": _round(self.latency_p99_ms)},
             "busiest": [row.as_dict() for row in self.busiest],
+            **({"shards": [row.as_dict() for row in self.shards]} if self.shards else {}),
+        }
+
+
+@dataclass(frozen=True)
+class ShardRow:
+    """One shard's part of a view: its state and its outcomes over the window."""
+
+    shard: int
+    snapshot: FleetSnapshot
+    outcomes: dict[str, int]
+    measured_s: float
+
+    @property
+    def send_rate_per_s(self) -> float:
+        return self.outcomes[_SENT] / self.measured_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shard": self.shard,
+            **self.snapshot.as_dict(),
+            "outcomes": dict(self.outcomes),
+            "send_rate_per_s": round(self.send_rate_per_s, 3),
         }
 
 
@@ -122,8 +152,23 @@ async def sample(
     max_entries: int = MAX_ENTRIES,
 ) -> FleetView:
     """The fleet now and its last `window_s` seconds of outcomes, with the `busiest` accounts."""
-    if window_s <= 0 or busiest < 0 or max_entries < 1:
-        raise ValueError("window_s must be > 0, busiest >= 0 and max_entries >= 1")
+    return await sample_shards([redis], keys, settings, window_s, busiest, max_entries=max_entries)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one shard gave: its state and the window's outcome entries."""
+
+    snapshot: FleetSnapshot
+    read: int
+    truncated: bool
+    measured_s: float
+    entries: list[_Entry]
+
+
+async def _read(
+    redis: Redis, keys: Keys, settings: Settings, window_s: float, max_entries: int
+) -> _Read:
     snapshot = await Fleet(redis, keys).read(settings.worker.heartbeat_stale_s)
     start_ms = snapshot.now_ms - int(window_s * 1000)
     raw = await redis.xrevrange(keys.outcomes, max="+", min=str(start_ms), count=max_entries)
@@ -135,19 +180,70 @@ async def sample(
             # At least a millisecond: a rate over nothing would divide by zero.
             measured_s = max(snapshot.now_ms - oldest_ms, 1) / 1000
     entries = [e for e in (_parse(fields) for _, fields in raw) if e is not None]
+    return _Read(snapshot, len(raw), truncated, measured_s, entries)
+
+
+async def sample_shards(
+    shards: Sequence[Redis],
+    keys: Keys,
+    settings: Settings,
+    window_s: float,
+    busiest: int,
+    *,
+    max_entries: int = MAX_ENTRIES,
+) -> FleetView:
+    """`sample` over every shard (in shard order): totals, and a row per shard when there
+    are more than one."""
+    if window_s <= 0 or busiest < 0 or max_entries < 1 or not shards:
+        raise ValueError("window_s must be > 0, busiest >= 0, max_entries >= 1, shards given")
+    reads = [await _read(r, keys, settings, window_s, max_entries) for r in shards]
+    entries = [e for r in reads for e in r.entries]
+    measured_s = min(r.measured_s for r in reads)
+    rows = tuple(
+        ShardRow(i, r.snapshot, _by_status(r.entries), r.measured_s) for i, r in enumerate(reads)
+    )
     return FleetView(
         prefix=keys.prefix,
-        snapshot=snapshot,
+        snapshot=_total([r.snapshot for r in reads]),
         window_s=window_s,
         measured_s=measured_s,
-        read=len(raw),
-        skipped=len(raw) - len(entries),
-        truncated=truncated,
+        read=sum(r.read for r in reads),
+        skipped=sum(r.read - len(r.entries) for r in reads),
+        truncated=any(r.truncated for r in reads),
         outcomes=_by_status(entries),
         failure_reasons=_failure_reasons(entries),
         busiest=_busiest(entries, settings.rate, measured_s, busiest),
         latency_p50_ms=_percentile(entries, 0.50),
         latency_p99_ms=_percentile(entries, 0.99),
+        shards=rows if len(rows) > 1 else (),
+    )
+
+
+def _summed(maps: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for mapping in maps:
+        total.update(mapping)
+    return dict(total)
+
+
+def _total(snapshots: list[FleetSnapshot]) -> FleetSnapshot:
+    """The shards' states as one: counts summed, the oldest ready intent the oldest of all
+    (each shard's age on its own clock, measured from the latest clock)."""
+    if len(snapshots) == 1:
+        return snapshots[0]
+    now_ms = max(s.now_ms for s in snapshots)
+    oldest_age_ms = max((int(s.oldest_ready_age_s * 1000) for s in snapshots), default=0)
+    has_ready = any(s.oldest_ready_ms is not None for s in snapshots)
+    return FleetSnapshot(
+        now_ms=now_ms,
+        ready=sum(s.ready for s in snapshots),
+        scheduled=sum(s.scheduled for s in snapshots),
+        oldest_ready_ms=now_ms - oldest_age_ms if has_ready else None,
+        dead_letters=sum(s.dead_letters for s in snapshots),
+        workers=sum(s.workers for s in snapshots),
+        paused=_summed(s.paused for s in snapshots),
+        slowed=sum(s.slowed for s in snapshots),
+        counters=_summed(s.counters for s in snapshots),
     )
 
 

@@ -13,6 +13,10 @@ edits and the rest get no reply. Replies outside the conversation's window are r
 enqueue (`window_closed`) and counted, never sent.
 
     python -m ig_outbound.producers.examples.auto_responder   # IG_OUTBOUND_* settings
+
+With shards (`IG_OUTBOUND_SHARDS`, docs/scaling.md) each shard's inbound stream holds the
+events of that shard's accounts, so a responder per shard reads it and enqueues the replies
+on the same Redis, which is their account's shard; `main` runs one per shard.
 """
 
 from __future__ import annotations
@@ -109,9 +113,16 @@ class AutoResponder:
             await self.step()
 
 
+async def serve(settings: ClientSettings) -> None:
+    """A responder per shard (one without shards), until cancelled."""
+    responders = [
+        AutoResponder(connect_async(settings, url), settings) for url in settings.shard_urls()
+    ]
+    await asyncio.gather(*(r.run() for r in responders))
+
+
 def main() -> None:
-    settings = ClientSettings()
-    asyncio.run(AutoResponder(connect_async(settings), settings).run())
+    asyncio.run(serve(ClientSettings()))
 
 
 if __name__ == "__main__":
