@@ -80,8 +80,9 @@ from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.worker.limiter import budgets
 from ig_outbound.worker.settings import RateSettings, WorkerTuning
 
-# Sends that let every worker measure its round trips (worker/transit.py needs 32 each).
-WARMUP_SENDS = 300
+# Sends that let every worker measure its round trips (worker/transit.py skips its first 16
+# and needs 32 more; a steady fleet has hundreds).
+WARMUP_SENDS = 900
 SUB_BENCHMARKS = ("precision", "burst", "latency", "priority", "fairness", "scaling")
 META_WINDOW_S = {"light": 1.0, "media": 1.0, "private_reply": 3600.0}
 
