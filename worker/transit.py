@@ -10,8 +10,8 @@ most Meta's limit keeps every one of Meta's windows at or under the limit at arr
 One-way delays cannot be seen, round trips can: a send's round trip (from its admission, on
 Redis's clock, to Graph's answer) contains its admission -> arrival delay, and the round trips'
 spread bounds the forward delays' spread (Graph's own processing time only widens it, which
-errs on the safe side). The allowance is the spread of recent round trips (a high quantile
-over the fastest one) plus a floor for clock rounding, never above `transit_max_ms`: the
+errs on the safe side). The allowance is the spread of recent round trips (the slowest kept
+over the fastest one, x1.1) plus a floor for clock rounding, never above `transit_max_ms`: the
 measured value only ever narrows the fixed margin the fleet would otherwise use. A worker
 with too few samples yet measures nothing: the fleet takes the largest allowance among the
 workers that have one (`producers/lua/heartbeat.lua`), and the maximum while none has.
