@@ -40,6 +40,7 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "workers": "{prefix}:workers",
         "running": "{prefix}:running:{worker}",
         "transit": "{prefix}:transit",
+        "transit_fleet": "{prefix}:transit:fleet",
         "fleet_lease": "{prefix}:fleet:lease",
         "conversation": "{prefix}:conv:{account}:{recipient}",
         "echoes": "{prefix}:echo:{account}:{recipient}",
@@ -165,6 +166,13 @@ class Keys:
         """Hash: worker id -> the transit allowance (ms) it measured; the fleet's rate windows
         use the largest of the live workers' (`producers/lua/heartbeat.lua`)."""
         return self._key("transit")
+
+    @property
+    def transit_fleet(self) -> str:
+        """String with a TTL: the fleet's transit allowance (ms), written by every heartbeat;
+        each admission widens its window to it at once (`rate_window.lua`), so a worker that
+        has not yet heard of a wider allowance never admits into a narrower window."""
+        return self._key("transit_fleet")
 
     def running(self, worker_id: str) -> str:
         """Hash: idempotency key -> journal owner (job id + try) of every job this worker

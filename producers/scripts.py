@@ -47,6 +47,7 @@ from ig_outbound.producers.wire import (
     ECHOES_PER_CONVERSATION,
     JOB_TTL_MARGIN_MS,
     MAX_EPOCH_MS,
+    MAX_TRANSIT_MS,
     SEND_JOB_NAME,
 )
 
@@ -98,6 +99,7 @@ def _constants() -> list[str]:
         "MAX_INTENT_BYTES": MAX_INTENT_BYTES,
         "MAX_INTENT_DEPTH": MAX_INTENT_DEPTH,
         "MAX_EPOCH_MS": MAX_EPOCH_MS,
+        "MAX_TRANSIT_MS": MAX_TRANSIT_MS,
         "MIN_RETENTION_MS": MIN_RETENTION_S * 1000,
         "JOB_TTL_MARGIN_MS": JOB_TTL_MARGIN_MS,
         "DEFAULT_WINDOW_STANDARD_MS": WINDOW_STANDARD_S * 1000,

@@ -24,6 +24,9 @@ ECHO_RETENTION_S = 2 * 24 * 3600
 ECHOES_PER_CONVERSATION = 500
 # Epoch milliseconds above this (year 2286) are not times but junk.
 MAX_EPOCH_MS = 10_000_000_000_000
+# The widest transit allowance a rate window takes (worker setting `rate.transit_max_ms` at
+# most; the scripts ignore a larger fleet value found in Redis).
+MAX_TRANSIT_MS = 10_000
 
 
 def dumps(obj: Any) -> bytes:

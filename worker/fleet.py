@@ -105,7 +105,7 @@ class Fleet:
         `transit_ms` (None: not yet); answers the fleet's (the largest among live workers;
         None while none has measured one)."""
         reply = await self._beat(
-            keys=[self._keys.workers, self._keys.transit],
+            keys=[self._keys.workers, self._keys.transit, self._keys.transit_fleet],
             args=[
                 worker_id,
                 "" if transit_ms is None else int(transit_ms),

@@ -45,6 +45,7 @@ class Budget:
     window_ms: int
     interval_ms: float
     burst: int
+    transit_ms: int = 0  # the part of `window_ms` that is the transit allowance
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,12 @@ class Slot:
 
     def args(self) -> list[str | int | float]:
         """The script's arguments: account, class, limit, window ms, interval ms, burst,
-        member, slowdown factor, reserve, lane."""
+        member, slowdown factor, reserve, lane, transit allowance ms."""
         b = self.budget
         return [
             self.account_id, self.rate_class.value, b.limit, b.window_ms,
             f"{b.interval_ms:.3f}", b.burst, self.member, self.slowdown_factor,
-            "1" if self.reserve else "0", self.priority.value,
+            "1" if self.reserve else "0", self.priority.value, b.transit_ms,
         ]  # fmt: skip
 
 
@@ -84,6 +85,7 @@ def budgets(rate: RateSettings, transit_ms: int | None = None) -> dict[RateClass
             window_ms=window_ms,
             interval_ms=window_ms / limit,
             burst=min(burst or rate.burst, limit),
+            transit_ms=margin_ms,
         )
 
     return {
@@ -168,10 +170,12 @@ class RateLimiter:
                 self._keys.pause(account_id),
                 self._keys.slow(account_id),
                 self._keys.rate_waiting(account_id, cls.value),
+                self._keys.transit_fleet,
             ],
             args=[
                 b.limit, b.window_ms, f"{b.interval_ms:.3f}", b.burst, member,
                 self._rate.slowdown_factor, "1" if reserve else "0", priority.value,
+                b.transit_ms,
             ],
         )  # fmt: skip
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])

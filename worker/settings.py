@@ -31,6 +31,7 @@ from ig_outbound.producers.window import (
     WINDOW_UNKNOWN,
     WindowUnknown,
 )
+from ig_outbound.producers.wire import MAX_TRANSIT_MS
 
 
 class RetrySettings(BaseModel):
@@ -60,8 +61,8 @@ class RateSettings(BaseModel):
     # `transit_min_ms`, at most `transit_max_ms` (which is used until measured, and always
     # when `transit_measured` is off).
     transit_measured: bool = True
-    transit_min_ms: int = Field(default=2, ge=0, le=10_000)
-    transit_max_ms: int = Field(default=100, ge=0, le=10_000)
+    transit_min_ms: int = Field(default=2, ge=0, le=MAX_TRANSIT_MS)
+    transit_max_ms: int = Field(default=100, ge=0, le=MAX_TRANSIT_MS)
     # Sends that may leave back to back before spacing applies (GCRA burst tolerance) in
     # the per-second classes. 1 spaces every send: bursts above it would only meet a full
     # window and wait.

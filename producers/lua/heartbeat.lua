@@ -5,7 +5,9 @@
 -- that may arrive late from any worker is covered by every other worker's window.
 -- A worker that has not measured yet (too few sends) says '' and counts for nothing: it sends
 -- within the others' allowance (same network path) until it has its own.
--- KEYS[1] workers zset, KEYS[2] transit hash. ARGV[1] worker id, ARGV[2] its allowance ms
+-- The fleet's value is also kept in <prefix>:transit:fleet (a few heartbeats long), which
+-- every admission reads (rate_window.lua): a wider allowance holds at once fleet-wide.
+-- KEYS[1] workers zset, KEYS[2] transit hash, KEYS[3] the fleet's allowance. ARGV[1] worker id, ARGV[2] its allowance ms
 -- (an integer, or '' = none yet), ARGV[3] heartbeat staleness ms.
 -- -> the fleet's allowance ms (integer), -1 when no live worker has measured one
 local worker, mine, stale_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -28,5 +30,8 @@ for i = 1, #flat, 2 do
   else
     redis.call('HDEL', KEYS[2], flat[i])  -- a dead or departed worker's measurement
   end
+end
+if fleet >= 0 then
+  redis.call('SET', KEYS[3], fleet, 'PX', math.max(2 * stale_ms, 1))
 end
 return fleet

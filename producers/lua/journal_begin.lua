@@ -10,7 +10,7 @@
 -- ARGV[9] the account ('' = take no rate slot), ARGV[10] its rate class, ARGV[11..16] the
 -- slot (rate_window.lua `admit`): limit, window ms, interval ms, burst, member, slowdown
 -- factor, ARGV[17] '1' = reserve a new slot if the window is full, ARGV[18] the lane
--- ('bulk', else interactive).
+-- ('bulk', else interactive), ARGV[19] the transit allowance in the window ms.
 -- -> {'go', attempts, the rate window's sends incl. this one ('' without a slot), now ms} |
 --    {'busy', ms_left} | {'wait', ms} (no slot: nothing changed) |
 --    {'ambiguous', attempts, last send start ms, ms since it became ambiguous} (the slot is
@@ -39,8 +39,9 @@ if ARGV[9] ~= '' then
     or key_rate_tat(ARGV[6], account, class)
   local wait, sends = admit(key_rate_window(ARGV[6], account, class), tat,
     key_pause(ARGV[6], account), key_slow(ARGV[6], account),
-    key_rate_waiting(ARGV[6], account, class), bulk, tonumber(ARGV[11]), tonumber(ARGV[12]),
-    tonumber(ARGV[13]), tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16]), ARGV[17] == '1', now)
+    key_rate_waiting(ARGV[6], account, class), key_transit_fleet(ARGV[6]), bulk,
+    tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[19]) or 0, tonumber(ARGV[13]),
+    tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16]), ARGV[17] == '1', now)
   if wait then return {'wait', string.format('%d', wait)} end
   in_window = tostring(sends)
 end

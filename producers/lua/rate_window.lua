@@ -1,7 +1,7 @@
 -- Library: the rate limiter's enforcement (worker/limiter.py), shared by rate_acquire.lua and
 -- the journal's begin script, which takes the slot in the same call as the send's lease.
--- `admit(win, tat, pause, slow, waiting, bulk, limit, window, interval, burst, member, factor,
---        renew, now)`
+-- `admit(win, tat, pause, slow, waiting, fleet, bulk, limit, window, margin, interval, burst,
+--        member, factor, renew, now)`
 --   -> nil, sends in the window with this one (admitted: the send is counted) | ms to wait
 -- A full window usually means this send came a hair early for its own reserved slot (ARQ's
 -- poll, a busy host): it waits for the window's oldest send to age out, keeping its place.
@@ -9,10 +9,16 @@
 -- its lane (`tat`: the interactive or the bulk lane's).
 -- Priority: an interactive send that finds the window full marks it (`waiting`, until its
 -- wait is over); while marked, a bulk send leaves the next free place to it.
-local function admit(win, tat, pause, slow, waiting, bulk, limit, window, interval, burst,
-                     member, factor, renew, now)
-  -- One read for the three flags (strings with a TTL); the pause's TTL only when set.
-  local flags = redis.call('MGET', pause, slow, waiting)
+-- `window` is Meta's window + `margin`, the caller's transit allowance; `fleet` holds the
+-- fleet's (heartbeat.lua), which widens the window at once should it be wider.
+local function admit(win, tat, pause, slow, waiting, fleet, bulk, limit, window, margin,
+                     interval, burst, member, factor, renew, now)
+  -- One read for the four flags (strings with a TTL); the pause's TTL only when set.
+  local flags = redis.call('MGET', pause, slow, waiting, fleet)
+  local fleet_margin = tonumber(flags[4] or '')
+  if fleet_margin and fleet_margin > margin and fleet_margin <= MAX_TRANSIT_MS then
+    window = window - margin + fleet_margin
+  end
   if flags[2] then
     limit = math.max(1, math.floor(limit * factor))
     interval = interval / factor

@@ -161,3 +161,23 @@ async def test_each_lane_renews_its_reservation_on_its_own_schedule(
     # A renewing interactive send reserves right after the window frees, not behind the bulk.
     assert await limiter.acquire(ACCOUNT, light, "i", reserve=True) < 2
     assert await limiter.acquire(ACCOUNT, light, "b", reserve=True, priority=bulk) > 10**6
+
+
+async def test_the_fleet_s_wider_allowance_widens_every_window_at_once(
+    aredis: aioredis.Redis,
+) -> None:
+    """A worker that has not yet heard of the fleet's wider transit allowance (its heartbeat
+    comes later) still counts over the wider window: the admission reads it from Redis."""
+    limiter = _limiter(
+        aredis, light_per_s=2, utilization=1.0, transit_min_ms=0, transit_max_ms=0, burst=1
+    )
+    win = KEYS.rate_window(ACCOUNT, "light")
+    seconds, micros = await aredis.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    # Two sends 1.1-1.2 s ago: out of this worker's own 1-s window.
+    await aredis.zadd(win, {"old1": now_ms - 1200, "old2": now_ms - 1100})
+    await aredis.set(KEYS.transit_fleet, "500", px=10_000)
+    assert await limiter.acquire(ACCOUNT, RateClass.LIGHT, "a") > 0  # 1.5 s: still full
+    # A value no setting allows (a hostile or broken write) is ignored.
+    await aredis.set(KEYS.transit_fleet, str(10**9), px=10_000)
+    assert await limiter.acquire(ACCOUNT, RateClass.LIGHT, "b") == 0

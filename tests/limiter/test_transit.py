@@ -94,6 +94,7 @@ async def test_the_fleet_uses_the_largest_allowance_of_its_live_workers(
     assert await fleet.heartbeat("w1", 15, 3.0) == 15
     assert await fleet.heartbeat("w2", 40, 3.0) == 40
     assert await fleet.heartbeat("w1", 15, 3.0) == 40  # w2's slower path covers w1's sends
+    assert await resolve(aredis.get(KEYS.transit_fleet)) == b"40"  # what admissions read
     # A worker whose heartbeat went stale no longer widens the fleet's windows.
     now_ms = int((await aredis.time())[0]) * 1000
     await aredis.zadd(KEYS.workers, {"w2": now_ms - 10_000})
@@ -113,5 +114,7 @@ async def test_a_hostile_heartbeat_is_refused_without_writing(aredis: aioredis.R
     fleet = Fleet(aredis, KEYS)
     for bad in (-5, 2.5):
         with pytest.raises(aioredis.ResponseError, match="heartbeat"):
-            await fleet._beat(keys=[KEYS.workers, KEYS.transit], args=["w9", bad, 3000])
-    assert await resolve(aredis.exists(KEYS.workers, KEYS.transit)) == 0
+            await fleet._beat(
+                keys=[KEYS.workers, KEYS.transit, KEYS.transit_fleet], args=["w9", bad, 3000]
+            )
+    assert await resolve(aredis.exists(KEYS.workers, KEYS.transit, KEYS.transit_fleet)) == 0
