@@ -304,32 +304,34 @@ class _SendRun:
     async def _fresh_slot(self, admitted_ms: float | None) -> float | None:
         """Pace at send time: a slot admitted long before the request leaves (this process
         stalled: a busy host, a long GC) would reach Graph later than the transit allowance
-        covers, so it is given back and taken again now (a window that is full by then is
-        waited for). Returns the admission time the send goes with."""
+        covers, so a place is taken again now (a window that is full by then is waited for)
+        and only then is the old one given back: the send is counted in the window at every
+        moment. Returns the admission time the send goes with."""
         slot = self._slot
         if admitted_ms is None or slot is None:
             return admitted_ms
-        member = slot.member
+        held = slot.member  # the window's entry that counts this send now
         for _ in range(MAX_SLOT_RETAKES):
             limit_ms = max(self.s.limiter.transit_ms / 2, STALE_SLOT_MIN_MS)
             if self.s.clock.now_ms_exact() - admitted_ms <= limit_ms:
                 return admitted_ms
             metrics.STALE_SLOTS_RETAKEN.inc()
-            before, member = self.s.clock.now_ms(), f"{self.owner}:{time.monotonic_ns()}"
-            wait = await self.s.limiter.retake(slot, member)
-            waited = 0.0
-            # (Bounded: the lease is held meanwhile; a window that stays full this long, a
-            # pause, lets the send go as first admitted.)
-            while wait > 0 and waited < STALE_SLOT_WAIT_MAX_S:
-                await asyncio.sleep(wait)
-                waited += wait
-                before = self.s.clock.now_ms()
+            member, waited = f"{self.owner}:{time.monotonic_ns()}", 0.0
+            while True:
+                before = self.s.clock.now_ms()  # at or before the admission: the age errs long
                 wait = await self.s.limiter.acquire(
                     slot.account_id, slot.rate_class, member, priority=slot.priority
                 )
+                # (Bounded: the lease is held meanwhile; a window that stays full this long,
+                # a pause, lets the send go with the place it holds.)
+                if wait <= 0 or waited >= STALE_SLOT_WAIT_MAX_S:
+                    break
+                await asyncio.sleep(wait)
+                waited += wait
             if wait > 0:
                 return admitted_ms
-            admitted_ms = before  # at or before the admission: the age errs long
+            await self.s.limiter.release(slot, held)
+            held, admitted_ms = member, before
         return admitted_ms
 
     # --- media -------------------------------------------------------------------------------

@@ -181,12 +181,11 @@ class RateLimiter:
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         return 0.0 if verdict == "go" else max(int(reply[1]), 1) / 1000
 
-    async def retake(self, slot: Slot, member: str) -> float:
-        """Give `slot`'s place in its window back and ask for one now under `member`: 0 if
-        admitted, else seconds to wait (then `acquire` again)."""
+    async def release(self, slot: Slot, member: str) -> None:
+        """Give the place `member` holds in `slot`'s window back (its send was counted again
+        under another member)."""
         window = self._keys.rate_window(slot.account_id, slot.rate_class.value)
-        await resolve(self._redis.zrem(window, slot.member))
-        return await self.acquire(slot.account_id, slot.rate_class, member, priority=slot.priority)
+        await resolve(self._redis.zrem(window, member))
 
     def own_usage_pct(self, cls: RateClass, sends_in_window: int) -> float:
         """The fleet's own sends in a class's window as a share of Meta's limit, in percent

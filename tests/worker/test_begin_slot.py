@@ -10,6 +10,7 @@ import pytest
 
 from ig_outbound.producers.rate_class import RateClass
 from ig_outbound.producers.redis_util import resolve
+from ig_outbound.worker import job as job_module
 from ig_outbound.worker import metrics
 from ig_outbound.worker.limiter import Slot
 
@@ -190,3 +191,27 @@ async def test_a_fresh_slot_is_not_taken_again(bench: JobBench) -> None:
     await bench.run("fresh")
     assert metrics.STALE_SLOTS_RETAKEN._value.get() == retaken
     assert await _window(bench) == 1
+
+
+async def test_a_stale_slot_that_finds_the_window_full_keeps_its_place(
+    bench: JobBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old place is given back only once a new one is taken: when none can be had in
+    time, the send goes with the one it holds, still counted (never uncounted)."""
+    await bench.enqueue("stuck")
+    journal = bench.services.journal
+    real_begin = journal.begin
+
+    async def begin_then_stall_in_a_full_window(*args: Any, **kwargs: Any) -> Any:
+        answer = await real_begin(*args, **kwargs)
+        await _nearly_fill_window(bench)  # with this send's own place: full
+        bench.services.clock.offset_ms += 5_000
+        return answer
+
+    monkeypatch.setattr(journal, "begin", begin_then_stall_in_a_full_window)
+    monkeypatch.setattr(job_module, "STALE_SLOT_WAIT_MAX_S", 0.0)
+    limit = _slot(bench, "x").budget.limit
+    bench.graph.script(ok())
+    await bench.run("stuck")
+    assert len(bench.graph.requests) == 1
+    assert await _window(bench) == limit  # its first place still counts it
