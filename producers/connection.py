@@ -24,6 +24,7 @@ from redis.connection import parse_url
 from redis.sentinel import Sentinel
 
 from ig_outbound.producers.settings import ClientSettings
+from ig_outbound.producers.write_timeout import use_cheap_write_timeout
 
 
 class RedisTargetError(ValueError):
@@ -191,10 +192,10 @@ def async_redis(
     params: RedisParams, *, redis_class: type[aioredis.Redis] = aioredis.Redis, **overrides: Any
 ) -> aioredis.Redis:
     """An asyncio client (through the sentinels when configured) of `redis_class` (the
-    worker asks for ARQ's `ArqRedis`)."""
+    worker asks for ARQ's `ArqRedis`), its writes timed out cheaply (producers/write_timeout.py)."""
     kwargs = {**params.connection_kwargs(), **overrides}
     if not params.sentinels:
-        return redis_class(**kwargs)
+        return use_cheap_write_timeout(redis_class(**kwargs))
     for name in ("host", "port", "unix_socket_path"):
         kwargs.pop(name, None)
     sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
@@ -202,7 +203,7 @@ def async_redis(
     )
     owning = type(f"Sentinel{redis_class.__name__}", (_AsyncSentinelClient, redis_class), {})
     client: aioredis.Redis = sentinel.master_for(params.sentinel_master, redis_class=owning)
-    return client
+    return use_cheap_write_timeout(client)
 
 
 def _sentinel_kwargs(params: RedisParams) -> dict[str, Any]:
