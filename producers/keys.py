@@ -34,6 +34,7 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "job_id": "{prefix}:{key}",
         "arq_job": ARQ_JOB_PREFIX + "{prefix}:{key}",
         "arq_in_progress": ARQ_IN_PROGRESS_PREFIX + "{prefix}:{key}",
+        "arq_retry": ARQ_RETRY_PREFIX + "{prefix}:{key}",
         "conversations": "{prefix}:convs",
         "sweep_lease": "{prefix}:sweep:lease",
         "sweep_cursor": "{prefix}:sweep:cursor",
@@ -145,6 +146,10 @@ class Keys:
     def arq_in_progress(self, idempotency_key: str) -> str:
         """String: ARQ's lease on a running job of an intent."""
         return self._key("arq_in_progress", key=idempotency_key)
+
+    def arq_retry(self, idempotency_key: str) -> str:
+        """String: ARQ's try counter of an intent's job."""
+        return self._key("arq_retry", key=idempotency_key)
 
     @property
     def conversations(self) -> str:

@@ -129,6 +129,33 @@ class GuardedWorker(Worker):
             await self._end(job_id, f"{type(exc).__name__}: {str(exc)[:200]}")
             await self._forget(job_id)
 
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        # A job whose finish script already removed its keys and queue entry (job.py,
+        # journal_finish.lua) has nothing left for ARQ to do: skip its round trip.
+        services = self.ctx.get("igo")
+        if isinstance(services, Services) and job_id in services.retired:
+            services.retired.discard(job_id)
+            if finish:
+                return
+        await super().finish_job(
+            job_id,
+            finish,
+            result_data,
+            result_timeout_s,
+            keep_result_forever,
+            incr_score,
+            keep_in_progress,
+        )
+
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
         """ARQ drops a job here without running our code: "expired" (an empty job key reads
         as one), max tries exceeded, unknown function. A job key that still holds something

@@ -818,9 +818,13 @@ class _SendRun:
         # The finish script also takes the job off this worker's running list.
         worker_id = self.s.worker_id if self.registered else ""
         raw = _dump(self.raw) if status in DEAD_LETTER_STATUSES else ""  # kept only there
+        # This run is the intent's own ARQ job: the script ends it too (one round trip less).
+        retire = self.s.keys.job_id(key) == self.job_id
         published = await self.s.journal.finish(
-            outcome, raw, keep_conversation=discloses, worker_id=worker_id
+            outcome, raw, keep_conversation=discloses, worker_id=worker_id, retire_job=retire
         )
+        if retire:
+            self.s.retired.add(self.job_id)
         self.registered = False
         observe(outcome, published)
         raise _Done(status.value if published else "duplicate_run")

@@ -256,10 +256,13 @@ class Journal:
         *,
         keep_conversation: bool = False,
         worker_id: str = "",
+        retire_job: bool = False,
     ) -> bool:
         """Publish the one terminal outcome; False if the intent already had one.
         `keep_conversation`: a sent message moves its conversation's disclosure state on.
-        `worker_id`: the job leaves that worker's running list (either way)."""
+        `worker_id`: the job leaves that worker's running list (either way).
+        `retire_job`: the caller is the intent's own ARQ job, whose keys and queue entry go
+        in the same call (either way; ARQ's finish is then skipped, worker/arq_worker.py)."""
         dead = outcome.status in DEAD_LETTER_STATUSES
         reply = await self._finish(
             keys=[
@@ -282,6 +285,7 @@ class Journal:
                 outcome.recipient_id or "",
                 "1" if keep_conversation else "",
                 worker_id,
+                "1" if retire_job else "",
             ],
         )
         return bool(int(reply))

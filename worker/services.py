@@ -34,6 +34,8 @@ class Services:
     transit: TransitMeter
     # This process in the fleet: its heartbeat, its running jobs, its leases.
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Job ids whose ARQ keys their finish script removed: ARQ's own finish is skipped.
+    retired: set[str] = field(default_factory=set)
 
     @classmethod
     def build(

@@ -7,10 +7,18 @@
 -- ARGV[8] key prefix, ARGV[9] dead-letter stream maxlen, ARGV[10] the sent message's mid
 -- ('' if none), ARGV[11] the recipient's IGSID as Graph answered it ('' if none), ARGV[12]
 -- '1' if the conversation's disclosure state is kept (the account discloses), ARGV[13] the
--- worker id whose running list (<prefix>:running:<worker>) the job leaves ('' = none).
+-- worker id whose running list (<prefix>:running:<worker>) the job leaves ('' = none),
+-- ARGV[14] '1' = the caller is the intent's own ARQ job, which ends here: its job, lease
+-- and try counter go and it leaves the queue, as ARQ's own finish would do one round trip
+-- later (the worker then skips that: worker/arq_worker.py).
 -- -> 1 published, 0 already had an outcome
 if ARGV[13] and ARGV[13] ~= '' then
   redis.call('HDEL', key_running(ARGV[8], ARGV[13]), ARGV[5])
+end
+if ARGV[14] == '1' then
+  redis.call('DEL', key_arq_job(ARGV[8], ARGV[5]), key_arq_in_progress(ARGV[8], ARGV[5]),
+    key_arq_retry(ARGV[8], ARGV[5]))
+  redis.call('ZREM', KEYS[4], key_job_id(ARGV[8], ARGV[5]))
 end
 local rec = redis.call('HMGET', KEYS[1], 'outcome', 'account', 'win_user', 'win_comment',
   'auto', 'conv')

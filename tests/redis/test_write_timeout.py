@@ -40,7 +40,8 @@ async def test_commands_work_through_the_cheap_connection(stoppable: RedisServer
         assert await client.set("k", big)
         assert await client.get("k") == big
         async with client.pipeline(transaction=True) as pipe:
-            pipe.incr("n").incr("n")
+            pipe.incr("n")
+            pipe.incr("n")
             assert await pipe.execute() == [1, 2]
     finally:
         await client.aclose()

@@ -208,6 +208,21 @@ async def test_junk_jobs_never_stop_a_live_worker_and_end_only_their_own_intent(
     await live.sends_a_good_intent()
 
 
+async def test_a_sent_intents_job_is_ended_by_its_finish_script_alone(live: Live) -> None:
+    """The finish script removes the ARQ job's keys and queue entry; ARQ's finish then skips
+    its own round trip (the retired mark is consumed) and counts the job complete."""
+    complete = live.worker.jobs_complete
+    await live.sends_a_good_intent()
+    services = live.worker.ctx["igo"]
+    await wait_until_async(lambda: _async_true(not services.retired), WAIT_S, "finish_job")
+    assert live.worker.jobs_complete == complete + 1
+    assert await live.redis.keys("arq:retry:*") == []
+
+
+async def _async_true(value: bool) -> bool:
+    return value
+
+
 ATTACKS: dict[str, dict[str, Any]] = {
     "unknown function": {"t": None, "f": "nope", "k": {}, "et": 0},
     "valid send job": {"t": None, "f": SEND_JOB_NAME, "k": {}, "et": 0},

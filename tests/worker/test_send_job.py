@@ -53,6 +53,12 @@ async def test_an_answered_send_is_sent_with_graphs_ids(bench: JobBench) -> None
     assert request.url.path == f"/v23.0/{ACCOUNT}/messages"
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert json.loads(request.content) == build_body(parse_intent(intent))
+    # The finish script ended the ARQ job too (ARQ's own finish is then skipped).
+    keys = bench.keys
+    assert await bench.redis.exists(keys.arq_job("ok"), keys.arq_retry("ok")) == 0
+    assert await bench.redis.exists(keys.arq_in_progress("ok")) == 0
+    assert await bench.redis.zscore(keys.queue, keys.job_id("ok")) is None
+    assert bench.services.retired == {keys.job_id("ok")}
 
 
 # --- throttled -------------------------------------------------------------------------------
