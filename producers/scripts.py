@@ -205,6 +205,7 @@ SCRIPTS: MappingProxyType[str, LuaScript] = MappingProxyType(
             _script("fleet"),
             _script("heartbeat"),
             _script("reclaim"),
+            _script("arq_claim"),
         )
     }
 )
@@ -224,6 +225,7 @@ SWEEP = SCRIPTS["sweep"]
 FLEET = SCRIPTS["fleet"]
 HEARTBEAT = SCRIPTS["heartbeat"]
 RECLAIM = SCRIPTS["reclaim"]
+ARQ_CLAIM = SCRIPTS["arq_claim"]
 ECHO_CLAIM = SCRIPTS["echo_claim"]
 INBOUND_EVENT = SCRIPTS["inbound_event"]
 ACCOUNT_PUT = SCRIPTS["account_put"]

@@ -305,8 +305,8 @@ class _SendRun:
         """Pace at send time: a slot admitted long before the request leaves (this process
         stalled: a busy host, a long GC) would reach Graph later than the transit allowance
         covers, so a place is taken again now (a window that is full by then is waited for)
-        and only then is the old one given back: the send is counted in the window at every
-        moment. Returns the admission time the send goes with."""
+        and the old one is given back by the same call: the send is counted in the window at
+        every moment. Returns the admission time the send goes with."""
         slot = self._slot
         if admitted_ms is None or slot is None:
             return admitted_ms
@@ -320,7 +320,7 @@ class _SendRun:
             while True:
                 before = self.s.clock.now_ms()  # at or before the admission: the age errs long
                 wait = await self.s.limiter.acquire(
-                    slot.account_id, slot.rate_class, member, priority=slot.priority
+                    slot.account_id, slot.rate_class, member, priority=slot.priority, replaces=held
                 )
                 # (Bounded: the lease is held meanwhile; a window that stays full this long,
                 # a pause, lets the send go with the place it holds.)
@@ -330,8 +330,7 @@ class _SendRun:
                 waited += wait
             if wait > 0:
                 return admitted_ms
-            await self.s.limiter.release(slot, held)
-            held, admitted_ms = member, before
+            held, admitted_ms = member, before  # (the old place was given back on admission)
         return admitted_ms
 
     # --- media -------------------------------------------------------------------------------

@@ -157,9 +157,12 @@ class RateLimiter:
         *,
         reserve: bool = False,
         priority: Priority = Priority.INTERACTIVE,
+        replaces: str = "",
     ) -> float:
         """0 if the send may go now (it is counted), else seconds to wait: until the window
-        frees up, or with `reserve` (or while paused) until a newly reserved slot."""
+        frees up, or with `reserve` (or while paused) until a newly reserved slot.
+        `replaces`: a member of the same window whose place is given back on admission (in
+        the same call: the send is counted at every moment, once)."""
         b = self._budgets[cls]
         bulk = priority is Priority.BULK
         tat = self._keys.rate_tat_bulk if bulk else self._keys.rate_tat
@@ -175,17 +178,11 @@ class RateLimiter:
             args=[
                 b.limit, b.window_ms, f"{b.interval_ms:.3f}", b.burst, member,
                 self._rate.slowdown_factor, "1" if reserve else "0", priority.value,
-                b.transit_ms,
+                b.transit_ms, replaces,
             ],
         )  # fmt: skip
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         return 0.0 if verdict == "go" else max(int(reply[1]), 1) / 1000
-
-    async def release(self, slot: Slot, member: str) -> None:
-        """Give the place `member` holds in `slot`'s window back (its send was counted again
-        under another member)."""
-        window = self._keys.rate_window(slot.account_id, slot.rate_class.value)
-        await resolve(self._redis.zrem(window, member))
 
     def own_usage_pct(self, cls: RateClass, sends_in_window: int) -> float:
         """The fleet's own sends in a class's window as a share of Meta's limit, in percent
