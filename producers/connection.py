@@ -23,8 +23,8 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.connection import parse_url
 from redis.sentinel import Sentinel
 
+from ig_outbound.producers.lean_connection import use_lean_connections
 from ig_outbound.producers.settings import ClientSettings
-from ig_outbound.producers.write_timeout import use_cheap_write_timeout
 
 
 class RedisTargetError(ValueError):
@@ -192,10 +192,10 @@ def async_redis(
     params: RedisParams, *, redis_class: type[aioredis.Redis] = aioredis.Redis, **overrides: Any
 ) -> aioredis.Redis:
     """An asyncio client (through the sentinels when configured) of `redis_class` (the
-    worker asks for ARQ's `ArqRedis`), its writes timed out cheaply (producers/write_timeout.py)."""
+    worker asks for ARQ's `ArqRedis`), on lean connections (producers/lean_connection.py)."""
     kwargs = {**params.connection_kwargs(), **overrides}
     if not params.sentinels:
-        return use_cheap_write_timeout(redis_class(**kwargs))
+        return use_lean_connections(redis_class(**kwargs))
     for name in ("host", "port", "unix_socket_path"):
         kwargs.pop(name, None)
     sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
@@ -203,7 +203,7 @@ def async_redis(
     )
     owning = type(f"Sentinel{redis_class.__name__}", (_AsyncSentinelClient, redis_class), {})
     client: aioredis.Redis = sentinel.master_for(params.sentinel_master, redis_class=owning)
-    return use_cheap_write_timeout(client)
+    return use_lean_connections(client)
 
 
 def _sentinel_kwargs(params: RedisParams) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""The asyncio clients' cheap write timeout (producers/write_timeout.py) against a real Redis:
-commands work as before, and a Redis that stops reading (SIGSTOP: its socket buffers fill)
-still ends a write with redis-py's TimeoutError within the socket timeout, as it does a read."""
+"""The asyncio clients' lean connections (producers/lean_connection.py) against a real Redis:
+commands (packed by hiredis) work as before, bad arguments fail as redis-py's do, and a
+Redis that stops reading (SIGSTOP: its socket buffers fill) still ends a write with
+redis-py's TimeoutError within the socket timeout, as it does a read."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ig_outbound.harness.processes import RedisServer
 from ig_outbound.producers.connection import connect_async
+from ig_outbound.producers.lean_connection import _LeanConnection
 from ig_outbound.producers.settings import ClientSettings
-from ig_outbound.producers.write_timeout import _CheapWriteTimeout
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +34,17 @@ def _client(server: RedisServer) -> aioredis.Redis:
     return connect_async(settings)
 
 
-async def test_commands_work_through_the_cheap_connection(stoppable: RedisServer) -> None:
+async def test_commands_work_through_the_lean_connection(stoppable: RedisServer) -> None:
     client = _client(stoppable)
     try:
-        assert issubclass(client.connection_pool.connection_class, _CheapWriteTimeout)
+        assert issubclass(client.connection_pool.connection_class, _LeanConnection)
         big = b"x" * (8 << 20)  # larger than any socket buffer: the write must wait
         assert await client.set("k", big)
         assert await client.get("k") == big
+        assert await client.set("ü", "ünïcode") and await client.get("ü") == "ünïcode".encode()
+        assert await client.set("f", 1.5) and await client.incrbyfloat("f", 0.25) == 1.75
+        with pytest.raises(DataError):
+            await client.set("k", {"a": 1})  # type: ignore[arg-type]
         async with client.pipeline(transaction=True) as pipe:
             pipe.incr("n")
             pipe.incr("n")
