@@ -150,8 +150,13 @@ if rkey then
   conv = key_conversation(prefix, account, rkey)
   is_head = redis.call('ZCARD', conv) == 0
   redis.call('ZADD', conv, redis.call('INCR', key_seq(prefix)), key)
-  -- Never shorten: an intent enqueued earlier with a longer retention still needs it.
-  if redis.call('PTTL', conv) < retention then redis.call('PEXPIRE', conv, retention) end
+  -- Never shorten: an intent enqueued earlier with a longer retention still needs it (GT;
+  -- a new conversation has no TTL yet, which GT would read as an infinite one).
+  if is_head then
+    redis.call('PEXPIRE', conv, retention)
+  else
+    redis.call('PEXPIRE', conv, retention, 'GT')
+  end
   -- The sweeper's list of conversations to look after (worker/sweeper.py).
   redis.call('ZADD', key_conversations(prefix), 'NX', now, conv)
 end
@@ -164,9 +169,10 @@ if is_head and run_at == now then
   local kind = type(content) == 'table' and content['kind'] or nil
   local class = rate_class(kind, private_reply)
   local rates = key_rates(prefix)
-  local interval = tonumber(redis.call('HGET', rates, class .. '_interval_ms') or '0')
+  local spacing = redis.call('HMGET', rates, class .. '_interval_ms', class .. '_burst')
+  local interval = tonumber(spacing[1] or '0')
   if interval and interval > 0 then
-    local burst = tonumber(redis.call('HGET', rates, class .. '_burst') or '1')
+    local burst = tonumber(spacing[2] or '1')
     local pause = math.max(redis.call('PTTL', key_pause(prefix, account)), 0)
     local tat = bulk and key_rate_tat_bulk(prefix, account, class)
       or key_rate_tat(prefix, account, class)

@@ -29,8 +29,8 @@ local function clock()
   if not now then now = now_ms() end
   return now
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2])
-redis.call('HDEL', KEYS[1], 'lease_until')
+-- (A lease of 0 is none: one write instead of a write and an HDEL.)
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2], 'lease_until', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'key', ARGV[5], 'status', ARGV[1],
   'outcome', ARGV[2])

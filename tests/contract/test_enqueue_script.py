@@ -101,6 +101,22 @@ async def test_a_good_call_is_queued(r: aioredis.Redis) -> None:
     assert 0 < await resolve(r.pttl(KEYS.record("k1"))) <= WEEK_MS
 
 
+async def test_a_conversations_lifetime_grows_and_never_shrinks(r: aioredis.Redis) -> None:
+    """Its first intent gives the conversation the retention; a later one with a longer
+    retention lengthens it, one with a shorter retention leaves it (the earlier intent
+    still needs it)."""
+    conv = KEYS.conversation(ACCOUNT, "id:1254477777772919")
+    assert (await _call(r, _keys("c1"), _argv(_intent_json("c1"), "c1")))[0] == "queued"
+    assert WEEK_MS - 60_000 < await resolve(r.pttl(conv)) <= WEEK_MS
+    longer = 2 * WEEK_MS
+    assert (await _call(r, _keys("c2"), _argv(_intent_json("c2"), "c2", retention=longer)))[
+        0
+    ] == "queued"
+    assert longer - 60_000 < await resolve(r.pttl(conv)) <= longer
+    assert (await _call(r, _keys("c3"), _argv(_intent_json("c3"), "c3")))[0] == "queued"
+    assert longer - 60_000 < await resolve(r.pttl(conv)) <= longer
+
+
 BAD_ARGUMENTS = {
     "run-at NaN": {"not_before": "nan"},
     "run-at inf": {"not_before": "inf"},

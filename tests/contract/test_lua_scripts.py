@@ -93,3 +93,13 @@ async def test_now_ms_is_redis_time_in_milliseconds(aredis: aioredis.Redis) -> N
     seconds, micros = await aredis.time()
     lua = int(await _eval(aredis, "return now_ms()"))
     assert abs(lua - (seconds * 1000 + micros // 1000)) < 1000
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_each_script_defines_every_key_builder_it_names(name: str) -> None:
+    """A script's prelude holds only the builders it names (scripts.py): none is missing."""
+    source = SCRIPTS[name].source
+    defined = set(re.findall(r"local function (key_\w+)\(", source))
+    named = set(re.findall(r"\bkey_\w+\b", source)) & {f"key_{k}" for k in KEY_TEMPLATES}
+    assert named <= defined, f"{name}.lua names {sorted(named - defined)} without a builder"
+    assert len(defined) < len(KEY_TEMPLATES)  # trimmed: not every builder is made per call
