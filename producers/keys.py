@@ -28,7 +28,6 @@ KEY_TEMPLATES: MappingProxyType[str, str] = MappingProxyType(
         "dead_letters": "{prefix}:dlq",
         "dead_letter_replays": "{prefix}:dlq:replays",
         "counters": "{prefix}:counters",
-        "seq": "{prefix}:seq",
         "rates": "{prefix}:rates",
         "record": "{prefix}:idem:{key}",
         "job_id": "{prefix}:{key}",
@@ -120,11 +119,6 @@ class Keys:
     def counters(self) -> str:
         """Hash of fleet-wide counters (e.g. ambiguous sends), for tests and status."""
         return self._key("counters")
-
-    @property
-    def seq(self) -> str:
-        """String: the global enqueue sequence that orders a conversation's intents."""
-        return self._key("seq")
 
     @property
     def rates(self) -> str:

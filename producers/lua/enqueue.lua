@@ -148,8 +148,11 @@ local conv = ''
 local is_head = true
 if rkey then
   conv = key_conversation(prefix, account, rkey)
-  is_head = redis.call('ZCARD', conv) == 0
-  redis.call('ZADD', conv, redis.call('INCR', key_seq(prefix)), key)
+  -- Order: one after the conversation's last pending intent (a read, where a global
+  -- counter would be one more write per intent).
+  local last = redis.call('ZRANGE', conv, -1, -1, 'WITHSCORES')
+  is_head = #last == 0
+  redis.call('ZADD', conv, is_head and 1 or tonumber(last[2]) + 1, key)
   -- Never shorten: an intent enqueued earlier with a longer retention still needs it (GT;
   -- a new conversation has no TTL yet, which GT would read as an infinite one).
   if is_head then
