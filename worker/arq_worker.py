@@ -31,6 +31,7 @@ from ig_outbound.producers.scripts import ARQ_CLAIM
 from ig_outbound.producers.wire import BAD_JOB_MARKER
 from ig_outbound.worker.errors import WorkerConfigError
 from ig_outbound.worker.job import reject_job
+from ig_outbound.worker.prefetch import RETRY_KEY_TTL_S, PrefetchingArqRedis
 from ig_outbound.worker.services import Services
 from ig_outbound.worker.settings import Settings, get_settings
 
@@ -112,12 +113,21 @@ class GuardedWorker(Worker):
         if self._claim is None:
             self._claim = self.pool.register_script(ARQ_CLAIM.source)
         ttl_ms = int(self.in_progress_timeout_s * 1000)
-        args: list[bytes | str | int] = [in_progress_key_prefix, ttl_ms, room, *readable]
-        claimed: list[bytes] = await self._claim(keys=[self.queue_name], args=args)
-        for raw_id, score in zip(claimed[::2], claimed[1::2], strict=True):
+        # A pool that serves ARQ's job fetch from the claim's answers (worker/prefetch.py)
+        # has the claim read each job too; any other pool leaves the fetch to ARQ.
+        prefetched = self.pool.prefetched if isinstance(self.pool, PrefetchingArqRedis) else None
+        fetch: list[str | int] = ["", "", 0]
+        if prefetched is not None:
+            fetch = [job_key_prefix, retry_key_prefix, RETRY_KEY_TTL_S]
+        args: list[bytes | str | int] = [in_progress_key_prefix, ttl_ms, room, *fetch, *readable]
+        claimed: list[Any] = await self._claim(keys=[self.queue_name], args=args)
+        for i in range(0, len(claimed), 4):
+            raw_id, score, job, job_try = claimed[i : i + 4]
             await self.sem.acquire()
             self.job_counter += 1
             claimed_id = raw_id.decode()
+            if prefetched is not None and job_try is not None:
+                prefetched[claimed_id] = (job, int(job_try))
             task = self.loop.create_task(self.run_job(claimed_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[claimed_id] = task

@@ -12,7 +12,7 @@ import signal
 from typing import Any
 
 import structlog
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import RedisSettings
 from arq.worker import func
 from prometheus_client import start_http_server
 from redis.asyncio.retry import Retry as RedisRetry
@@ -33,6 +33,7 @@ from ig_outbound.worker.arq_worker import load_settings
 from ig_outbound.worker.housekeeping import Housekeeping
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
+from ig_outbound.worker.prefetch import PrefetchingArqRedis
 from ig_outbound.worker.refresher import Refresher
 from ig_outbound.worker.services import Services
 from ig_outbound.worker.settings import Settings, get_settings
@@ -76,19 +77,19 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return rs
 
 
-def create_arq_pool(settings: Settings) -> ArqRedis:
+def create_arq_pool(settings: Settings) -> PrefetchingArqRedis:
     """ARQ's Redis client, built by the one connection story (producers/connection.py): TLS
     files, Sentinel, timeouts and the retry policy hold through the sentinels too, which
     ARQ's own `create_pool` drops there. `ig-outbound worker` hands it to the worker."""
     rs = redis_settings(settings)
     pool = async_redis(
         redis_params(settings),
-        redis_class=ArqRedis,
+        redis_class=PrefetchingArqRedis,
         retry=rs.retry,
         retry_on_error=rs.retry_on_error,
         retry_on_timeout=True,
     )
-    assert isinstance(pool, ArqRedis)
+    assert isinstance(pool, PrefetchingArqRedis)
     pool.job_serializer = dumps
     pool.job_deserializer = load_job
     pool.default_queue_name = Keys(settings.key_prefix).queue

@@ -2,15 +2,29 @@
 -- round trip, where ARQ spends four per job (WATCH, EXISTS, ZSCORE, MULTI/PSETEX/EXEC) to
 -- make the same check atomic: a job is claimed when no worker holds it (its in-progress
 -- key), it is still queued and it is due on Redis's clock; its in-progress key is then set
--- as ARQ sets it.
+-- as ARQ sets it. With a fetch, each claimed job is also read and its try counted as ARQ's
+-- `run_job` would next (GET, INCR, EXPIRE: worker/prefetch.py), in this same round trip.
 -- KEYS[1] the queue. ARGV[1] ARQ's in-progress key prefix, ARGV[2] that key's TTL (ms),
--- ARGV[3] how many jobs this worker may start, ARGV[4..] job ids in the poll's order.
--- -> {job id, score, ...} of the claimed jobs. A job scored -inf (a broken writer's ZADD;
--- ARQ cannot run it) is queued again due now instead.
+-- ARGV[3] how many jobs this worker may start, ARGV[4] ARQ's job key prefix ('' = no
+-- fetch), ARGV[5] its try counter's key prefix, ARGV[6] the counter's TTL (s), ARGV[7..]
+-- job ids in the poll's order.
+-- -> {job id, score, job, try, ...} of the claimed jobs (job and try false without a fetch
+-- or when it failed: a job key of the wrong type, a counter that is no number; ARQ's own
+-- fetch then meets that failure). A job scored -inf (a broken writer's ZADD; ARQ cannot
+-- run it) is queued again due now instead.
+local function fetch(id)
+  local job = redis.pcall('GET', ARGV[4] .. id)
+  if type(job) == 'table' and job.err then return false, false end
+  local tries = redis.pcall('INCR', ARGV[5] .. id)
+  if type(tries) == 'table' and tries.err then return false, false end
+  redis.call('EXPIRE', ARGV[5] .. id, ARGV[6])
+  return job or false, tries
+end
+
 local now = now_ms()
 local claimed = {}
 local room = tonumber(ARGV[3])
-for i = 4, #ARGV do
+for i = 7, #ARGV do
   if room <= 0 then break end
   local id = ARGV[i]
   local lease = ARGV[1] .. id
@@ -21,8 +35,12 @@ for i = 4, #ARGV do
       redis.call('ZADD', KEYS[1], 'XX', now, id)
     elseif score and score <= now then
       redis.call('SET', lease, '1', 'PX', ARGV[2])
+      local job, tries = false, false
+      if ARGV[4] ~= '' then job, tries = fetch(id) end
       claimed[#claimed + 1] = id
       claimed[#claimed + 1] = raw
+      claimed[#claimed + 1] = job
+      claimed[#claimed + 1] = tries
       room = room - 1
     end
   end

@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from arq.connections import ArqRedis
 from arq.worker import func
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,6 +42,7 @@ from ig_outbound.producers.wire import SEND_JOB_NAME, dumps
 from ig_outbound.worker.arq_worker import GuardedWorker
 from ig_outbound.worker.job import send_intent
 from ig_outbound.worker.job_guard import load_job
+from ig_outbound.worker.prefetch import PrefetchingArqRedis
 from ig_outbound.worker.services import Services
 from ig_outbound.worker.settings import Settings
 from ig_outbound.worker.tokens import LocalTokens, TokenBook
@@ -124,7 +124,7 @@ async def live(aredis: aioredis.Redis, redis_server: RedisServer) -> AsyncIterat
         redis_allow_data_loss=True,
     )
     keys = Keys(settings.key_prefix)
-    pool = ArqRedis.from_url(redis_server.url)
+    pool = PrefetchingArqRedis.from_url(redis_server.url)  # as in production
     graph = GraphClient(settings.graph, transport=httpx.MockTransport(_ok))
     registry = AccountRegistry(pool, keys)
     tokens = TokenBook(settings, registry, LocalTokens({ACCOUNT: SecretStr(TOKEN)}, None), None)
