@@ -119,7 +119,9 @@ def load_job(data: bytes | str) -> dict[str, Any]:
         return _quarantine("job payload is not valid JSON", _text(data))
     if not isinstance(job, dict):
         return _quarantine("job payload is not a JSON object", _text(data))
-    if _too_deep(job):
+    # Nesting needs a bracket per level: a job with few brackets is shallow (no walk).
+    brackets = data.count(b"[") + data.count(b"{") if isinstance(data, bytes) else None
+    if (brackets is None or brackets > _MAX_DEPTH) and _too_deep(job):
         return _quarantine(f"job is nested deeper than {_MAX_DEPTH} levels", _text(data))
     problem = _field_problem(job)
     if problem is not None:

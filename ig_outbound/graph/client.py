@@ -13,6 +13,7 @@ exception. Pass it as ``SecretStr`` to keep it out of tracebacks that render loc
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -298,6 +299,8 @@ def _redact(text: str, secret: str) -> str:
 
 
 def _log_result(account_id: str, result: GraphResult) -> None:
+    if result.ok and not log.is_enabled_for(logging.DEBUG):
+        return  # (a success is logged at debug only: skip building its fields)
     fields: dict[str, Any] = {
         "account_id": account_id,
         "http_status": result.http_status,
