@@ -157,11 +157,12 @@ if rkey then
   -- a new conversation has no TTL yet, which GT would read as an infinite one).
   if is_head then
     redis.call('PEXPIRE', conv, retention)
+    -- The sweeper's list of conversations to look after (worker/sweeper.py). A conversation
+    -- that has pending intents is listed already: it leaves the list only once empty.
+    redis.call('ZADD', key_conversations(prefix), 'NX', now, conv)
   else
     redis.call('PEXPIRE', conv, retention, 'GT')
   end
-  -- The sweeper's list of conversations to look after (worker/sweeper.py).
-  redis.call('ZADD', key_conversations(prefix), 'NX', now, conv)
 end
 
 -- A head due now goes at its reserved slot (workers publish the spacing in <prefix>:rates),

@@ -115,6 +115,10 @@ async def test_a_conversations_lifetime_grows_and_never_shrinks(r: aioredis.Redi
     assert longer - 60_000 < await resolve(r.pttl(conv)) <= longer
     assert (await _call(r, _keys("c3"), _argv(_intent_json("c3"), "c3")))[0] == "queued"
     assert longer - 60_000 < await resolve(r.pttl(conv)) <= longer
+    # Listed for the sweeper once, by its first intent, while it has pending ones.
+    assert await resolve(r.zrange(KEYS.conversations, 0, -1)) == [conv.encode()]
+    enqueued_ms = int(await resolve(r.hget(KEYS.record("c1"), "enqueued_ms")))
+    assert await resolve(r.zscore(KEYS.conversations, conv)) == enqueued_ms
 
 
 BAD_ARGUMENTS = {
