@@ -117,7 +117,7 @@ async def test_a_conversations_lifetime_grows_and_never_shrinks(r: aioredis.Redi
     assert longer - 60_000 < await resolve(r.pttl(conv)) <= longer
     # Listed for the sweeper once, by its first intent, while it has pending ones.
     assert await resolve(r.zrange(KEYS.conversations, 0, -1)) == [conv.encode()]
-    enqueued_ms = int(await resolve(r.hget(KEYS.record("c1"), "enqueued_ms")))
+    enqueued_ms = int(await resolve(r.hget(KEYS.record("c1"), "enqueued_ms")) or 0)
     assert await resolve(r.zscore(KEYS.conversations, conv)) == enqueued_ms
 
 
