@@ -35,4 +35,6 @@ class GraphSettings(BaseModel):
     write_timeout_s: float = Field(default=3.0, gt=0)
     pool_timeout_s: float = Field(default=2.0, gt=0)
     max_connections: int = Field(default=50, ge=1)
-    max_keepalive_connections: int = Field(default=20, ge=1)
+    # At least a worker's `max_jobs` (40): a busy worker would otherwise close the extra
+    # connections after each send and open them again for the next.
+    max_keepalive_connections: int = Field(default=50, ge=1)

@@ -29,6 +29,7 @@ from ig_outbound.graph import (
     GraphResult,
 )
 from ig_outbound.graph.settings import GraphSettings
+from ig_outbound.worker.settings import WorkerTuning
 
 TOKEN = "IGAAtestSECRETtoken.0123456789-abcdef_XYZ"
 IG_ID = "17841400000000001"
@@ -46,6 +47,7 @@ class Recorded:
     headers: dict[str, str]  # lower-case names
     body: bytes
     http_version: str
+    client_port: int = 0  # the connection it came on
 
 
 Handler = Callable[[Recorded], Awaitable[Response]]
@@ -73,6 +75,7 @@ class FakeGraph:
             headers=dict(request.headers),
             body=await request.body(),
             http_version=str(request.scope["http_version"]),
+            client_port=request.client.port if request.client else 0,
         )
         self.requests.append(recorded)
         self.received.set()
@@ -145,6 +148,29 @@ def settings_for(graph: FakeGraph, **overrides: Any) -> GraphSettings:
 async def client(graph: FakeGraph) -> AsyncIterator[GraphClient]:
     async with GraphClient(settings_for(graph)) as graph_client:
         yield graph_client
+
+
+# --- connections ------------------------------------------------------------------------
+
+
+async def test_a_worker_at_full_concurrency_keeps_its_connections(graph: FakeGraph) -> None:
+    """A worker runs up to `max_jobs` sends at once: the pool keeps that many connections
+    alive between bursts instead of closing the extra ones after each request and opening
+    them again (a TCP handshake and a new HTTP connection per send, on both sides)."""
+    concurrency = WorkerTuning().max_jobs
+
+    async def slow_ok(_: Recorded) -> Response:
+        await asyncio.sleep(0.05)  # the burst's requests overlap
+        return JSONResponse(OK_BODY)
+
+    graph.handler = slow_ok
+    async with GraphClient(settings_for(graph)) as graph_client:
+        for _ in range(3):
+            sends = [graph_client.send_message(IG_ID, TEXT_BODY, TOKEN) for _ in range(concurrency)]
+            assert all(r.ok for r in await asyncio.gather(*sends))
+    connections = {r.client_port for r in graph.requests}
+    assert len(graph.requests) == 3 * concurrency
+    assert len(connections) <= concurrency, f"{len(connections)} connections for 3 bursts"
 
 
 # --- what goes out ------------------------------------------------------------------------
