@@ -13,8 +13,9 @@
 -- fleet's (heartbeat.lua), which widens the window at once should it be wider.
 local function admit(win, tat, pause, slow, waiting, fleet, bulk, limit, window, margin,
                      interval, burst, member, factor, renew, now)
-  -- One read for the four flags (strings with a TTL); the pause's TTL only when set.
-  local flags = redis.call('MGET', pause, slow, waiting, fleet)
+  -- One read for the four flags (strings with a TTL) and the lane's TAT; the pause's TTL
+  -- only when set.
+  local flags = redis.call('MGET', pause, slow, waiting, fleet, tat)
   local fleet_margin = tonumber(flags[4] or '')
   if fleet_margin and fleet_margin > margin and fleet_margin <= MAX_TRANSIT_MS then
     window = window - margin + fleet_margin
@@ -39,7 +40,7 @@ local function admit(win, tat, pause, slow, waiting, fleet, bulk, limit, window,
   if count + held < limit then
     redis.call('ZADD', win, now, member)
     redis.call('PEXPIRE', win, window + 1000)
-    local t = tonumber(redis.call('GET', tat) or '0')
+    local t = tonumber(flags[5] or '0') or 0
     if t <= now then
       redis.call('SET', tat, string.format('%.3f', now + interval), 'PX',
         math.floor(60000 + interval))
