@@ -120,7 +120,9 @@ class GuardedWorker(Worker):
         if prefetched is not None:
             fetch = [job_key_prefix, retry_key_prefix, RETRY_KEY_TTL_S]
         args: list[bytes | str | int] = [in_progress_key_prefix, ttl_ms, room, *fetch, *readable]
-        claimed: list[Any] = await self._claim(keys=[self.queue_name], args=args)
+        requeued, *claimed = await self._claim(keys=[self.queue_name], args=args)
+        if requeued:
+            log.error("infinite_job_score_requeued", jobs=requeued)
         for i in range(0, len(claimed), 4):
             raw_id, score, job, job_try = claimed[i : i + 4]
             await self.sem.acquire()

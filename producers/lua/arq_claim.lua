@@ -8,10 +8,10 @@
 -- ARGV[3] how many jobs this worker may start, ARGV[4] ARQ's job key prefix ('' = no
 -- fetch), ARGV[5] its try counter's key prefix, ARGV[6] the counter's TTL (s), ARGV[7..]
 -- job ids in the poll's order.
--- -> {job id, score, job, try, ...} of the claimed jobs (job and try false without a fetch
--- or when it failed: a job key of the wrong type, a counter that is no number; ARQ's own
--- fetch then meets that failure). A job scored -inf (a broken writer's ZADD; ARQ cannot
--- run it) is queued again due now instead.
+-- -> {requeued, job id, score, job, try, ...}: how many jobs scored -inf (a broken writer's
+-- ZADD; ARQ cannot run them) were queued again due now instead, then the claimed jobs (job
+-- and try false without a fetch or when it failed: a job key of the wrong type, a counter
+-- that is no number; ARQ's own fetch then meets that failure).
 local function fetch(id)
   local job = redis.pcall('GET', ARGV[4] .. id)
   if type(job) == 'table' and job.err then return false, false end
@@ -22,7 +22,7 @@ local function fetch(id)
 end
 
 local now = now_ms()
-local claimed = {}
+local claimed = {0}
 local room = tonumber(ARGV[3])
 for i = 7, #ARGV do
   if room <= 0 then break end
@@ -33,6 +33,7 @@ for i = 7, #ARGV do
     local score = raw and tonumber(raw)
     if raw and (score == nil or score == -math.huge) then
       redis.call('ZADD', KEYS[1], 'XX', now, id)
+      claimed[1] = claimed[1] + 1
     elseif score and score <= now then
       redis.call('SET', lease, '1', 'PX', ARGV[2])
       local job, tries = false, false
