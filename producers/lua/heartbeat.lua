@@ -7,8 +7,8 @@
 -- within the others' allowance (same network path) until it has its own.
 -- The fleet's value is also kept in <prefix>:transit:fleet (a few heartbeats long), which
 -- every admission reads (rate_window.lua): a wider allowance holds at once fleet-wide.
--- KEYS[1] workers zset, KEYS[2] transit hash, KEYS[3] the fleet's allowance. ARGV[1] worker id, ARGV[2] its allowance ms
--- (an integer, or '' = none yet), ARGV[3] heartbeat staleness ms.
+-- KEYS[1] workers zset, KEYS[2] transit hash, KEYS[3] the fleet's allowance. ARGV[1] worker
+-- id, ARGV[2] its allowance ms (an integer, or '' = none yet), ARGV[3] heartbeat staleness ms.
 -- -> the fleet's allowance ms (integer), -1 when no live worker has measured one
 local worker, mine, stale_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if (ARGV[2] ~= '' and (not mine or mine < 0 or mine ~= math.floor(mine))) or not stale_ms then
